@@ -1,0 +1,29 @@
+# Two commands: `make run` and `make test`. Both create .venv and install the project first.
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV   := .venv
+STAMP  := $(VENV)/.installed-stamp
+
+.PHONY: install run stop test test-unit clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/pip install --quiet --upgrade pip
+	$(VENV)/bin/pip install --quiet -e '.[test]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+run: install ## start everything in the foreground; Ctrl-C stops it all
+	$(VENV)/bin/marketing-agents run
+
+stop: ## stop `make run` from another shell
+	@if [ -x $(VENV)/bin/marketing-agents ]; then $(VENV)/bin/marketing-agents stop; else echo "not installed: nothing to stop"; fi
+
+test: install ## the whole suite: unit, integration (real stores) and end to end (real Ray cluster)
+	$(VENV)/bin/pytest $(PYTEST_ARGS)
+
+test-unit: install
+	$(VENV)/bin/pytest tests/unit $(PYTEST_ARGS)
+
+clean:
+	rm -rf $(VENV) .pytest_cache

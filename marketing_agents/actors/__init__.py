@@ -1,0 +1,1 @@
+"""The agents' judgment as plain classes: triage, handoff orchestration, engagement, lead intake."""

@@ -1,0 +1,116 @@
+"""The handoff orchestrator's judgment: build the package, score its quality, decide whether it may go.
+
+The transfer itself (``ray.put`` and the call to the receiving agent) is wiring and lives with the
+Serve deployment; what is decided here is plain logic that unit tests call without Ray.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from uuid import UUID, uuid4
+
+from marketing_agents.actors.triage import ENGAGEMENT_WEIGHT, FIT_WEIGHT
+from marketing_agents.domain import (
+    HandoffPackage,
+    HandoffQuality,
+    HandoffRecord,
+    HandoffStatus,
+    Lead,
+    ProvenanceEntry,
+    TriageCategory,
+    TriageResult,
+)
+
+# Freshness is 1 while the triage is younger than this, then falls linearly to 0 at STALE_AFTER.
+FRESH_FOR = timedelta(minutes=5)
+STALE_AFTER = timedelta(hours=24)
+WEIGHTS = {"completeness": 0.4, "freshness": 0.3, "consistency": 0.3}
+_CONTACT_FIELDS = ("email", "first_name", "last_name", "company", "job_title", "industry", "country")
+
+
+class HandoffOrchestrator:
+    def __init__(self, min_quality: float) -> None:
+        self.min_quality = min_quality
+
+    def build_package(
+        self, lead: Lead, triage: TriageResult, provenance: list[ProvenanceEntry], now: datetime,
+        handoff_id: UUID | None = None,
+    ) -> HandoffPackage:
+        return HandoffPackage(
+            handoff_id=handoff_id or uuid4(),
+            from_agent="TriageAgent",
+            to_agent=triage.route_to or "",
+            lead=lead,
+            triage=triage,
+            provenance=[*provenance, ProvenanceEntry(agent="HandoffOrchestrator", action="packaged", at=now)],
+            created_at=now,
+        )
+
+    def assess(self, package: HandoffPackage, now: datetime) -> HandoffQuality:
+        problems: list[str] = []
+        lead, triage = package.lead, package.triage
+
+        present = [bool(str(getattr(lead, name) or "").strip()) for name in _CONTACT_FIELDS]
+        present.append(bool(lead.consent.channels()))
+        present.append(bool(triage.factors))
+        problems += [f"missing {name}" for name, ok in zip(_CONTACT_FIELDS, present, strict=False) if not ok]
+        if not lead.consent.channels():
+            problems.append("no consented channel")
+        if not triage.factors:
+            problems.append("triage gave no factors")
+        completeness = sum(present) / len(present)
+
+        age = now - triage.triaged_at
+        if age <= FRESH_FOR:
+            freshness = 1.0
+        else:
+            freshness = max(0.0, 1.0 - (age - FRESH_FOR) / (STALE_AFTER - FRESH_FOR))
+            problems.append(f"triage is {int(age.total_seconds())} s old")
+
+        checks = {
+            "triage is about this lead": triage.lead_id == lead.id,
+            "lead is not disqualified": triage.triage_category is not TriageCategory.DISQUALIFIED,
+            "package goes where triage routed it": bool(package.to_agent) and package.to_agent == triage.route_to,
+            "lead_score is the weighted sum of its parts": abs(
+                triage.lead_score - (FIT_WEIGHT * triage.fit_score + ENGAGEMENT_WEIGHT * triage.engagement_score)
+            ) <= 0.1,
+        }
+        problems += [f"inconsistent: {name}" for name, ok in checks.items() if not ok]
+        consistency = sum(checks.values()) / len(checks)
+
+        score = (
+            WEIGHTS["completeness"] * completeness
+            + WEIGHTS["freshness"] * freshness
+            + WEIGHTS["consistency"] * consistency
+        )
+        return HandoffQuality(
+            completeness=round(completeness, 4),
+            freshness=round(freshness, 4),
+            consistency=round(consistency, 4),
+            score=round(score, 4),
+            problems=problems,
+        )
+
+    def record(
+        self, package: HandoffPackage, quality: HandoffQuality, package_bytes: int, now: datetime, accepted: bool
+    ) -> HandoffRecord:
+        if accepted:
+            reason = f"quality {quality.score:.2f} meets the minimum {self.min_quality:.2f}; delivered by reference"
+        else:
+            reason = (f"quality {quality.score:.2f} is below the minimum {self.min_quality:.2f}: "
+                      f"{'; '.join(quality.problems) or 'no detail'}; held for human review")
+        return HandoffRecord(
+            id=package.handoff_id,
+            lead_id=package.lead.id,
+            from_agent=package.from_agent,
+            to_agent=package.to_agent,
+            status=HandoffStatus.COMPLETED if accepted else HandoffStatus.REJECTED,
+            quality=quality,
+            reason=reason,
+            package_bytes=package_bytes,
+            created_at=package.created_at,
+            completed_at=now if accepted else None,
+        )
+
+    def accepts(self, quality: HandoffQuality) -> bool:
+        return quality.score >= self.min_quality

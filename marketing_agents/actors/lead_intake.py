@@ -1,0 +1,136 @@
+"""The lead orchestrator's flow: dedupe, triage, hand off, engage, and store it all at once.
+
+The agents are reached through ports (plain async callables) so that this flow is the same whether
+they are Serve deployments on a Ray cluster or functions in a unit test.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import datetime
+from uuid import uuid4
+
+from marketing_agents.domain import (
+    EngagementPlan,
+    HandoffPackage,
+    HandoffRecord,
+    Lead,
+    LeadProcessingResult,
+    LeadStatus,
+    NewLead,
+    ProvenanceEntry,
+    TriageResult,
+    utc_now,
+)
+from marketing_agents.errors import LeadExists, StorageError
+from marketing_agents.stores.postgres import LeadRepository
+from marketing_agents.stores.redis import ContextCache
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class HandoffOutcome:
+    package: HandoffPackage
+    record: HandoffRecord
+    plan: EngagementPlan | None
+
+
+TriagePort = Callable[[Lead], Awaitable[TriageResult]]
+HandoffPort = Callable[[Lead, TriageResult, list[ProvenanceEntry]], Awaitable[HandoffOutcome]]
+
+
+def request_fingerprint(new_lead: NewLead) -> str:
+    """Two requests are 'the same' for idempotency when their validated leads are equal."""
+    return hashlib.sha256(new_lead.model_dump_json().encode()).hexdigest()
+
+
+class LeadIntake:
+    def __init__(
+        self,
+        triage: TriagePort,
+        handoff: HandoffPort,
+        leads: LeadRepository,
+        context: ContextCache,
+        clock: Callable[[], datetime] = utc_now,
+    ) -> None:
+        self._triage = triage
+        self._handoff = handoff
+        self._leads = leads
+        self._context = context
+        self._clock = clock
+
+    async def submit(self, new_lead: NewLead, idempotency_key: str | None = None) -> LeadProcessingResult:
+        """Processes a new lead end to end and returns the seed's response.
+
+        Raises LeadExists for a known ``external_id``, IdempotencyKeyReused for a key sent with a
+        different body, StorageError when PostgreSQL is unreachable (nothing is then stored).
+        """
+        started = time.perf_counter()
+        request_hash = request_fingerprint(new_lead)
+        if idempotency_key is not None:
+            earlier = await self._leads.idempotent_response(idempotency_key, request_hash)
+            if earlier is not None:
+                return earlier
+        if new_lead.external_id is not None:
+            existing = await self._leads.lead_id_for_external_id(new_lead.external_id)
+            if existing is not None:
+                raise LeadExists(
+                    f"a lead with external_id '{new_lead.external_id}' already exists",
+                    {"external_id": new_lead.external_id, "lead_id": str(existing)},
+                )
+
+        received_at = self._clock()
+        lead = Lead(**new_lead.model_dump(), id=uuid4(), created_at=received_at)
+        provenance = [ProvenanceEntry(agent="LeadOrchestrator", action="received", at=received_at)]
+        triage = await self._triage(lead)
+        provenance.append(ProvenanceEntry(agent="TriageAgent", action="triaged", at=triage.triaged_at))
+
+        outcome = await self._handoff(lead, triage, provenance) if triage.route_to else None
+        plan = outcome.plan if outcome else None
+        if triage.route_to is None:
+            lead.status = LeadStatus.DISQUALIFIED
+        elif plan is None:
+            lead.status = LeadStatus.NEEDS_REVIEW
+        else:
+            lead.status = LeadStatus.ENGAGED
+
+        result = LeadProcessingResult(
+            success=True,
+            lead_id=lead.id,
+            triage_category=triage.triage_category,
+            lead_score=triage.lead_score,
+            engagement_plan=plan,
+            next_actions=plan.next_actions() if plan else [],
+            processing_time_ms=round((time.perf_counter() - started) * 1000, 2),
+        )
+        stored = await self._leads.save_processed(
+            lead=lead,
+            triage=triage,
+            package=outcome.package if outcome else None,
+            handoff=outcome.record if outcome else None,
+            plan=plan,
+            result=result,
+            idempotency_key=idempotency_key,
+            request_hash=request_hash,
+        )
+        if stored.lead_id == lead.id:
+            await self._cache_context(lead, triage, outcome)
+        return stored
+
+    async def _cache_context(self, lead: Lead, triage: TriageResult, outcome: HandoffOutcome | None) -> None:
+        """The cache only speeds agents up; the lead is already safe in PostgreSQL, so a miss is logged."""
+        context = {
+            "lead": lead.model_dump(mode="json"),
+            "triage": triage.model_dump(mode="json"),
+            "handoff_id": str(outcome.record.id) if outcome else None,
+            "plan_id": str(outcome.plan.id) if outcome and outcome.plan else None,
+        }
+        try:
+            await self._context.put(lead.id, context)
+        except StorageError as exc:
+            log.warning("lead %s stored but its context was not cached: %s", lead.id, exc)

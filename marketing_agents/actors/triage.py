@@ -1,0 +1,152 @@
+"""The triage agent's judgment: a transparent rule-based score, a category and a route.
+
+Every point added to a score is a named factor with its explanation, so a sales rep can see why a
+lead is hot. The scoring-models issue puts a trained model's probability beside these rules.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from marketing_agents.domain import Lead, ScoreFactor, TriageCategory, TriageResult
+
+SCORING_MODEL = "rules-v1"
+ENGAGEMENT_AGENT = "EngagementAgent"
+
+FREE_EMAIL_DOMAINS = frozenset(
+    {
+        "gmail.com", "googlemail.com", "yahoo.com", "yahoo.co.uk", "hotmail.com", "outlook.com", "live.com",
+        "msn.com", "icloud.com", "me.com", "aol.com", "proton.me", "protonmail.com", "gmx.de", "gmx.net",
+        "web.de", "mail.ru", "yandex.ru", "qq.com", "163.com", "126.com", "zoho.com", "mail.com",
+    }
+)
+
+# Ordered: the first rule whose keyword appears in the title wins.
+SENIORITY_RULES: tuple[tuple[str, tuple[str, ...], float], ...] = (
+    ("student", ("student", "intern", "trainee"), 0.0),
+    ("c-level", ("chief", "ceo", "cto", "cmo", "cfo", "coo", "cio", "founder", "owner", "president"), 30.0),
+    ("vp", ("vp", "vice president", "head of"), 25.0),
+    ("director", ("director",), 20.0),
+    ("manager", ("manager", "lead"), 12.0),
+)
+DEFAULT_SENIORITY_POINTS = 5.0
+
+TARGET_INDUSTRIES = frozenset(
+    {
+        "software", "saas", "technology", "information technology", "financial services", "fintech", "banking",
+        "insurance", "healthcare", "manufacturing", "retail", "ecommerce", "e-commerce", "telecommunications",
+        "professional services", "logistics", "media",
+    }
+)
+
+SOURCE_POINTS: dict[str, float] = {
+    "demo_request": 50.0,
+    "contact_sales": 50.0,
+    "referral": 40.0,
+    "event": 35.0,
+    "webinar": 35.0,
+    "partner": 30.0,
+    "web_form": 30.0,
+    "content_download": 25.0,
+    "paid_search": 20.0,
+    "organic_search": 20.0,
+    "paid_social": 15.0,
+    "social": 15.0,
+    "list_import": 5.0,
+    "purchased_list": 5.0,
+}
+DEFAULT_SOURCE_POINTS = 10.0
+POINTS_PER_CONSENTED_CHANNEL = 10.0
+
+FIT_WEIGHT = 0.6
+ENGAGEMENT_WEIGHT = 0.4
+
+
+def company_size_points(employees: int) -> tuple[str, float]:
+    for upper, band, points in ((10, "1-10", 5.0), (50, "11-50", 12.0), (200, "51-200", 20.0),
+                                (1000, "201-1000", 25.0), (5000, "1001-5000", 25.0)):
+        if employees <= upper:
+            return band, points
+    return "5000+", 22.0
+
+
+@dataclass(frozen=True)
+class TriageThresholds:
+    hot_min: float = 70.0
+    warm_min: float = 50.0
+    nurture_min: float = 25.0
+
+    def __post_init__(self) -> None:
+        if not (self.hot_min >= self.warm_min >= self.nurture_min):
+            raise ValueError("triage thresholds must satisfy hot_min >= warm_min >= nurture_min")
+
+
+class TriageAgent:
+    """Scores, classifies and routes a lead. Deterministic: the same lead always gets the same answer."""
+
+    def __init__(self, thresholds: TriageThresholds) -> None:
+        self.thresholds = thresholds
+
+    def triage(self, lead: Lead, now: datetime) -> TriageResult:
+        fit = self._fit_factors(lead)
+        engagement = self._engagement_factors(lead)
+        fit_score = min(100.0, sum(f.points for f in fit))
+        engagement_score = min(100.0, sum(f.points for f in engagement))
+        lead_score = round(FIT_WEIGHT * fit_score + ENGAGEMENT_WEIGHT * engagement_score, 1)
+        category, reason = self._classify(lead, lead_score)
+        return TriageResult(
+            lead_id=lead.id,
+            lead_score=lead_score,
+            fit_score=fit_score,
+            engagement_score=engagement_score,
+            triage_category=category,
+            reason=reason,
+            factors=sorted(fit + engagement, key=lambda f: -f.points),
+            route_to=None if category is TriageCategory.DISQUALIFIED else ENGAGEMENT_AGENT,
+            scoring_model=SCORING_MODEL,
+            triaged_at=now,
+        )
+
+    def _classify(self, lead: Lead, lead_score: float) -> tuple[TriageCategory, str]:
+        t = self.thresholds
+        if not lead.consent.channels():
+            return TriageCategory.DISQUALIFIED, "the lead gave no consent to be contacted on any channel"
+        if lead_score >= t.hot_min:
+            return TriageCategory.HOT, f"lead_score {lead_score} is at least the hot threshold {t.hot_min}"
+        if lead_score >= t.warm_min:
+            return TriageCategory.WARM, f"lead_score {lead_score} is at least the warm threshold {t.warm_min}"
+        if lead_score >= t.nurture_min:
+            return TriageCategory.NURTURE, f"lead_score {lead_score} is at least the nurture threshold {t.nurture_min}"
+        return TriageCategory.DISQUALIFIED, f"lead_score {lead_score} is below the nurture threshold {t.nurture_min}"
+
+    def _fit_factors(self, lead: Lead) -> list[ScoreFactor]:
+        band, size_points = company_size_points(lead.company_size)
+        title = lead.job_title.lower()
+        seniority, seniority_points = next(
+            ((name, points) for name, words, points in SENIORITY_RULES if any(w in title for w in words)),
+            ("individual contributor", DEFAULT_SENIORITY_POINTS),
+        )
+        industry = lead.industry.lower()
+        in_target = industry in TARGET_INDUSTRIES
+        free_email = lead.email_domain in FREE_EMAIL_DOMAINS
+        return [
+            ScoreFactor(name="company_size", points=size_points,
+                        explanation=f"{lead.company_size} employees ({band} band)"),
+            ScoreFactor(name="seniority", points=seniority_points,
+                        explanation=f"job title '{lead.job_title}' reads as {seniority}"),
+            ScoreFactor(name="industry", points=25.0 if in_target else 8.0,
+                        explanation=f"industry '{lead.industry}' is {'a' if in_target else 'not a'} target industry"),
+            ScoreFactor(name="email_domain", points=3.0 if free_email else 20.0,
+                        explanation=f"{lead.email_domain} is {'a free' if free_email else 'a corporate'} email domain"),
+        ]
+
+    def _engagement_factors(self, lead: Lead) -> list[ScoreFactor]:
+        channels = lead.consent.channels()
+        return [
+            ScoreFactor(name="source", points=SOURCE_POINTS.get(lead.source, DEFAULT_SOURCE_POINTS),
+                        explanation=f"came in through '{lead.source}'"),
+            ScoreFactor(name="consent", points=POINTS_PER_CONSENTED_CHANNEL * len(channels),
+                        explanation=f"reachable on {len(channels)} channel(s): "
+                                    f"{', '.join(c.value for c in channels) or 'none'}"),
+        ]

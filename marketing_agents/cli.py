@@ -1,0 +1,124 @@
+"""``marketing-agents``: run, stop and inspect the system from a shell.
+
+Every verb reads the same settings as the services (``MAS_*`` environment variables), so
+``MAS_DATA_DIR=/tmp/x marketing-agents stop`` stops the run that uses /tmp/x.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+
+import marketing_agents
+from marketing_agents.errors import MarketingAgentsError
+from marketing_agents.settings import Settings
+
+EPILOG = """\
+configuration (environment):
+  MAS_DATA_DIR           where embedded stores keep data and the run keeps its state (default ./.mas)
+  MAS_POSTGRES_DSN       use this PostgreSQL instead of the embedded one
+  MAS_REDIS_URL          use this Redis instead of the embedded Valkey
+  MAS_HTTP_PORT          REST API port (default 8080); MAS_DASHBOARD_PORT: Ray dashboard (default 8265)
+  MAS_LOAD_DEMO_DATA     false to start without demo leads and campaigns
+
+examples:
+  marketing-agents run                 start everything in the foreground; Ctrl-C stops it all
+  marketing-agents stop                stop a run from another shell
+  marketing-agents status              print the running system's status as JSON
+  marketing-agents migrate             apply pending schema migrations to MAS_POSTGRES_DSN
+"""
+
+
+def _run(args: argparse.Namespace, settings: Settings) -> int:
+    from marketing_agents.launcher import Launcher
+
+    return Launcher(settings).run()
+
+
+def _stop(args: argparse.Namespace, settings: Settings) -> int:
+    from marketing_agents.launcher import stop_running
+
+    return stop_running(settings)
+
+
+def _status(args: argparse.Namespace, settings: Settings) -> int:
+    import httpx
+
+    from marketing_agents.launcher import RunInfo
+
+    info = RunInfo.read(settings.data_path)
+    url = info.api_url if info else f"http://127.0.0.1:{settings.http_port}"
+    try:
+        response = httpx.get(f"{url}/api/v1/system/status", timeout=10)
+    except httpx.HTTPError as exc:
+        print(f"error: no answer from {url}: {exc}", file=sys.stderr)
+        return 2
+    print(json.dumps(response.json(), indent=2))
+    return 0 if response.json().get("status") == "ok" else 1
+
+
+def _migrate(args: argparse.Namespace, settings: Settings) -> int:
+    import asyncpg
+
+    from marketing_agents.stores.migrations import apply_migrations
+
+    if settings.postgres_dsn is None:
+        print("error: set MAS_POSTGRES_DSN to the database to migrate "
+              "(`marketing-agents run` migrates the embedded one itself)", file=sys.stderr)
+        return 2
+
+    async def migrate() -> list[int]:
+        conn = await asyncpg.connect(settings.postgres_dsn.get_secret_value())
+        try:
+            return await apply_migrations(conn)
+        finally:
+            await conn.close()
+
+    applied = asyncio.run(migrate())
+    print(f"applied: {', '.join(f'{v:04d}' for v in applied)}" if applied else "schema up to date")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="marketing-agents",
+        description="A distributed marketing multi-agent system on Ray: leads arrive over HTTP and are "
+                    "triaged, handed off and engaged by agents that remember through four memory tiers.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {marketing_agents.__version__}")
+    verbs = parser.add_subparsers(dest="verb", required=True, metavar="VERB")
+    verbs.add_parser("run", help="start stores, a local Ray cluster and the Serve app; stay in the foreground",
+                     description="Starts the embedded stores (unless MAS_POSTGRES_DSN / MAS_REDIS_URL are set), "
+                                 "migrates the schema, starts a Ray head node with its dashboard, deploys "
+                                 "ray_configs/serve_config.yaml, loads demo data and waits. Ctrl-C stops all of it."
+                     ).set_defaults(handler=_run)
+    verbs.add_parser("stop", help="stop the run that uses MAS_DATA_DIR, and everything it started",
+                     description="Signals the run recorded in MAS_DATA_DIR/run.json and waits until every "
+                                 "process it started is gone.").set_defaults(handler=_stop)
+    verbs.add_parser("status", help="print the running system's status (nodes, deployments, stores)"
+                     ).set_defaults(handler=_status)
+    verbs.add_parser("migrate", help="apply pending schema migrations to MAS_POSTGRES_DSN"
+                     ).set_defaults(handler=_migrate)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        settings = Settings()
+    except ValueError as exc:
+        print(f"error: invalid configuration: {exc}", file=sys.stderr)
+        return 2
+    try:
+        return args.handler(args, settings)
+    except MarketingAgentsError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,66 @@
+"""A handoff: the context one agent passes to the next, and the record that it happened."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+from uuid import UUID
+
+from pydantic import Field
+
+from marketing_agents.domain.common import DomainModel, Probability, Text
+from marketing_agents.domain.lead import Lead
+from marketing_agents.domain.triage import TriageResult
+
+HANDOFF_SCHEMA_VERSION = 1
+
+
+class ProvenanceEntry(DomainModel):
+    """Who touched the context, doing what, when: the receiving agent can tell where each fact came from."""
+
+    agent: str
+    action: str
+    at: datetime
+
+
+class HandoffQuality(DomainModel):
+    """Each part reported on its own so that a rejected package says what was wrong with it."""
+
+    completeness: Probability
+    freshness: Probability
+    consistency: Probability
+    score: Probability
+    problems: list[str] = Field(default_factory=list)
+
+
+class HandoffPackage(DomainModel):
+    handoff_id: UUID
+    schema_version: int = HANDOFF_SCHEMA_VERSION
+    from_agent: str
+    to_agent: str
+    lead: Lead
+    triage: TriageResult
+    memory: dict[str, Any] = Field(default_factory=dict, description="What the memory tiers recalled about the lead.")
+    provenance: list[ProvenanceEntry]
+    created_at: datetime
+
+
+class HandoffStatus(StrEnum):
+    COMPLETED = "completed"
+    REJECTED = "rejected"
+
+
+class HandoffRecord(DomainModel):
+    """What is persisted about a handoff; the package itself travels through the object store."""
+
+    id: UUID
+    lead_id: UUID
+    from_agent: str
+    to_agent: str
+    status: HandoffStatus
+    quality: HandoffQuality
+    reason: Text
+    package_bytes: int = Field(ge=0, description="Size of the serialized package passed by reference.")
+    created_at: datetime
+    completed_at: datetime | None = None

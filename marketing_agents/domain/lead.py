@@ -1,0 +1,102 @@
+"""A lead: a person at a company who might buy, as a client submits it and as we store it."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+from typing import Annotated
+from uuid import UUID
+
+import pycountry
+from pydantic import AfterValidator, ConfigDict, EmailStr, Field, StringConstraints, field_validator
+
+from marketing_agents.domain.common import Channel, DomainModel, Name, Slug
+
+MAX_ATTRIBUTES = 50
+
+AttributeKey = Annotated[str, StringConstraints(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.\-]+$")]
+AttributeValue = Annotated[str, StringConstraints(max_length=1000)] | int | float | bool | None
+
+
+def _iso_country(code: str) -> str:
+    code = code.upper()
+    if pycountry.countries.get(alpha_2=code) is None:
+        raise ValueError(f"'{code}' is not an ISO 3166-1 alpha-2 country code")
+    return code
+
+
+CountryCode = Annotated[str, StringConstraints(min_length=2, max_length=2), AfterValidator(_iso_country)]
+
+
+class Consent(DomainModel):
+    """Whether the lead agreed to be contacted on each channel. Absent means no: consent is opt-in."""
+
+    model_config = ConfigDict(strict=True)
+
+    email: bool = False
+    sms: bool = False
+    linkedin: bool = False
+    call: bool = False
+    webinar: bool = False
+
+    def channels(self) -> list[Channel]:
+        return [channel for channel in Channel if getattr(self, channel.value)]
+
+
+class LeadStatus(StrEnum):
+    TRIAGED = "triaged"
+    ENGAGED = "engaged"
+    NEEDS_REVIEW = "needs_review"
+    DISQUALIFIED = "disqualified"
+
+
+class NewLead(DomainModel):
+    """A lead as a client posts it to ``POST /api/v1/leads``.
+
+    Strict: ``"company_size": "12"`` is a wrong type, not a number, so a client's bug surfaces at once.
+    """
+
+    model_config = ConfigDict(strict=True)
+
+    email: EmailStr = Field(max_length=254)
+    first_name: Name
+    last_name: Name
+    company: Annotated[str, StringConstraints(min_length=1, max_length=200)]
+    job_title: Annotated[str, StringConstraints(min_length=1, max_length=150)]
+    industry: Name
+    company_size: int = Field(ge=1, le=10_000_000, description="Number of employees.")
+    country: CountryCode = Field(description="ISO 3166-1 alpha-2 code, e.g. 'DE'.")
+    source: Slug = Field(description="Where the lead came from, e.g. 'web_form', 'referral', 'event'.")
+    consent: Consent = Field(default_factory=Consent)
+    external_id: Annotated[str, StringConstraints(min_length=1, max_length=128)] | None = Field(
+        default=None, description="The lead's id in the client's CRM; unique across leads."
+    )
+    attributes: dict[AttributeKey, AttributeValue] = Field(
+        default_factory=dict, description=f"Free-form extra facts, at most {MAX_ATTRIBUTES} keys."
+    )
+
+    @field_validator("email")
+    @classmethod
+    def _lowercase_email(cls, email: str) -> str:
+        return email.lower()
+
+    @field_validator("attributes")
+    @classmethod
+    def _bounded_attributes(cls, attributes: dict) -> dict:
+        if len(attributes) > MAX_ATTRIBUTES:
+            raise ValueError(f"at most {MAX_ATTRIBUTES} attributes are allowed, got {len(attributes)}")
+        return attributes
+
+    @property
+    def email_domain(self) -> str:
+        return self.email.rsplit("@", 1)[1]
+
+
+class Lead(NewLead):
+    """A stored lead: what was submitted plus the identity and state we gave it."""
+
+    model_config = ConfigDict(strict=False)
+
+    id: UUID
+    status: LeadStatus = LeadStatus.TRIAGED
+    created_at: datetime

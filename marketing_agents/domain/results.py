@@ -1,0 +1,34 @@
+"""What the API answers about a processed lead."""
+
+from __future__ import annotations
+
+from uuid import UUID
+
+from pydantic import Field
+
+from marketing_agents.domain.common import DomainModel, Score100
+from marketing_agents.domain.engagement import EngagementPlan, NextAction
+from marketing_agents.domain.handoff import HandoffRecord
+from marketing_agents.domain.lead import Lead
+from marketing_agents.domain.triage import TriageCategory, TriageResult
+
+
+class LeadProcessingResult(DomainModel):
+    """The seed's response to a new lead."""
+
+    success: bool
+    lead_id: UUID
+    triage_category: TriageCategory
+    lead_score: Score100
+    engagement_plan: EngagementPlan | None = Field(description="None when the lead was disqualified or held for review.")
+    next_actions: list[NextAction]
+    processing_time_ms: float = Field(ge=0)
+
+
+class LeadDetail(DomainModel):
+    """A stored lead with everything the agents decided about it."""
+
+    lead: Lead
+    triage: TriageResult
+    handoffs: list[HandoffRecord]
+    engagement_plan: EngagementPlan | None

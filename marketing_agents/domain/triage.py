@@ -1,0 +1,39 @@
+"""What the triage agent concludes about a lead."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+from uuid import UUID
+
+from pydantic import Field
+
+from marketing_agents.domain.common import DomainModel, Score100, Text
+
+
+class TriageCategory(StrEnum):
+    HOT = "hot"
+    WARM = "warm"
+    NURTURE = "nurture"
+    DISQUALIFIED = "disqualified"
+
+
+class ScoreFactor(DomainModel):
+    """One reason behind a score, with the points it added: what a sales rep reads to trust it."""
+
+    name: str
+    points: float
+    explanation: Text
+
+
+class TriageResult(DomainModel):
+    lead_id: UUID
+    lead_score: Score100 = Field(description="0..100, higher means more likely to buy soon.")
+    fit_score: Score100 = Field(description="How well the lead matches the ideal customer profile.")
+    engagement_score: Score100 = Field(description="How reachable and interested the lead is.")
+    triage_category: TriageCategory
+    reason: Text = Field(description="Why the lead got its category, in one sentence.")
+    factors: list[ScoreFactor] = Field(default_factory=list)
+    route_to: str | None = Field(description="The agent that takes the lead next; None when nobody does.")
+    scoring_model: str = Field(description="Which scorer produced lead_score, e.g. 'rules-v1'.")
+    triaged_at: datetime

@@ -1,0 +1,305 @@
+"""``marketing-agents run``: the whole system on one machine, in the foreground, and its orderly stop.
+
+Start order: stores (embedded unless MAS_POSTGRES_DSN / MAS_REDIS_URL are set), schema migrations, a
+local Ray head node with its dashboard, the Serve app deployed from the Serve config file through
+``serve deploy``, demo data. Every process started here is stopped by Ctrl-C, SIGTERM or
+``marketing-agents stop``: the Ray processes share this process's fate, and the embedded servers are
+stopped explicitly.
+
+The run records itself in ``MAS_DATA_DIR/run.json`` (pid, URLs, the embedded servers' pids) so that
+``stop`` can find it from another shell, and so that a second ``run`` refuses to start beside it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import asyncpg
+import httpx
+import psutil
+import yaml
+
+import marketing_agents
+from marketing_agents.errors import ConfigError, MarketingAgentsError
+from marketing_agents.settings import Settings
+from marketing_agents.stores.embedded import EmbeddedPostgres, EmbeddedValkey
+from marketing_agents.stores.migrations import apply_migrations
+from marketing_agents.serve_app.status import APP_NAME
+
+RUN_FILE = "run.json"
+
+
+class Stopped(Exception):
+    """Raised in the main thread by SIGTERM so that the run unwinds like it does for Ctrl-C."""
+
+
+@dataclass
+class RunInfo:
+    pid: int
+    api_url: str
+    dashboard_url: str
+    data_dir: str
+    postgres_pid: int | None = None
+    valkey_pid: int | None = None
+
+    @classmethod
+    def read(cls, data_dir: Path) -> RunInfo | None:
+        try:
+            return cls(**json.loads((data_dir / RUN_FILE).read_text()))
+        except (FileNotFoundError, json.JSONDecodeError, TypeError):
+            return None
+
+    def write(self) -> None:
+        path = Path(self.data_dir) / RUN_FILE
+        path.write_text(json.dumps(self.__dict__, indent=2))
+
+
+@dataclass
+class Launcher:
+    settings: Settings
+    say: Callable[[str], None] = field(default=lambda line: print(line, flush=True))
+    _postgres: EmbeddedPostgres | None = None
+    _valkey: EmbeddedValkey | None = None
+    _ray_started: bool = False
+    _info: RunInfo | None = None
+    _env: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def data_dir(self) -> Path:
+        return self.settings.data_path
+
+    @property
+    def api_url(self) -> str:
+        host = "127.0.0.1" if self.settings.http_host in ("0.0.0.0", "::") else self.settings.http_host
+        return f"http://{host}:{self.settings.http_port}"
+
+    @property
+    def dashboard_url(self) -> str:
+        return f"http://127.0.0.1:{self.settings.dashboard_port}"
+
+    def run(self) -> int:
+        """Starts everything, waits for Ctrl-C or SIGTERM, stops everything. Returns the exit code."""
+        previous = signal.signal(signal.SIGTERM, _raise_stopped)
+        try:
+            self.start()
+            self.say("Running. Press Ctrl-C (or run `make stop` in another shell) to stop everything.")
+            while True:
+                time.sleep(3600)
+        except (KeyboardInterrupt, Stopped):
+            self.say("\nStopping...")
+            return 0
+        except MarketingAgentsError as exc:
+            self.say(f"error: {exc}")
+            return 1
+        finally:
+            self.stop()
+            signal.signal(signal.SIGTERM, previous)
+
+    def start(self) -> None:
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        self._refuse_second_run()
+        self._info = RunInfo(os.getpid(), self.api_url, self.dashboard_url, str(self.data_dir))
+        self._info.write()
+        self.say(f"marketing-agents {marketing_agents.__version__}: data in {self.data_dir}")
+
+        dsn = self._start_postgres()
+        redis_url = self._start_redis()
+        self._step("schema migrations", lambda: self._migrate(dsn))
+        # Serve replicas inherit this environment from the Ray processes started below.
+        os.environ.update({"MAS_POSTGRES_DSN": dsn, "MAS_REDIS_URL": redis_url, "MAS_DATA_DIR": str(self.data_dir)})
+        self._step("Ray head node", self._start_ray)
+        self._step(f"Serve app from {self.settings.serve_config}", self._deploy)
+        if self.settings.load_demo_data:
+            from marketing_agents.demo import load_demo_data
+
+            self._step("demo data", lambda: load_demo_data(self.api_url, dsn))
+        self._info.write()
+        self.say(
+            f"\n  REST API      {self.api_url}/api/v1/leads\n"
+            f"  API docs      {self.api_url}/docs\n"
+            f"  System status {self.api_url}/api/v1/system/status\n"
+            f"  Ray dashboard {self.dashboard_url}  (token: `ray get-auth-token`)\n"
+        )
+
+    def stop(self) -> None:
+        """Stops whatever was started, in reverse order; safe to call more than once."""
+        if self._ray_started:
+            import ray
+
+            ray.shutdown()
+            self._ray_started = False
+        if self._valkey is not None:
+            self._valkey.stop()
+            self._valkey = None
+        if self._postgres is not None:
+            self._postgres.stop()
+            self._postgres = None
+        if self._info is not None:
+            (self.data_dir / RUN_FILE).unlink(missing_ok=True)
+            self._info = None
+            self.say("Stopped.")
+
+    def _step(self, name: str, action: Callable[[], str | None]) -> None:
+        started = time.perf_counter()
+        self.say(f"  {name} ...")
+        detail = action()
+        self.say(f"  {name}: {detail or 'ready'} ({time.perf_counter() - started:.1f} s)")
+
+    def _refuse_second_run(self) -> None:
+        info = RunInfo.read(self.data_dir)
+        if info is not None and info.pid != os.getpid() and psutil.pid_exists(info.pid):
+            raise ConfigError(f"marketing-agents is already running from {self.data_dir} (pid {info.pid}); "
+                              "stop it with `make stop` first")
+
+    def _start_postgres(self) -> str:
+        if self.settings.postgres_dsn is not None:
+            self.say("  PostgreSQL: external (MAS_POSTGRES_DSN)")
+            return self.settings.postgres_dsn.get_secret_value()
+        self._postgres = EmbeddedPostgres(self.data_dir / "postgres", self.settings.embedded_postgres_database)
+        dsn = ""
+
+        def start() -> str:
+            nonlocal dsn
+            dsn = self._postgres.start()
+            return f"PostgreSQL 18 on {self.data_dir / 'postgres'}"
+
+        self._step("PostgreSQL (embedded)", start)
+        self._info.postgres_pid = self._postgres.pid()
+        self._info.write()
+        return dsn
+
+    def _start_redis(self) -> str:
+        if self.settings.redis_url is not None:
+            self.say("  Redis: external (MAS_REDIS_URL)")
+            return self.settings.redis_url.get_secret_value()
+        self._valkey = EmbeddedValkey(self.data_dir / "valkey", self.settings.embedded_valkey_port)
+        url = ""
+
+        def start() -> str:
+            nonlocal url
+            url = self._valkey.start()
+            return f"Valkey on {url}"
+
+        self._step("Valkey (embedded)", start)
+        self._info.valkey_pid = self._valkey.pid()
+        self._info.write()
+        return url
+
+    def _migrate(self, dsn: str) -> str:
+        async def migrate() -> list[int]:
+            conn = await asyncpg.connect(dsn)
+            try:
+                return await apply_migrations(conn)
+            finally:
+                await conn.close()
+
+        applied = asyncio.run(migrate())
+        return f"applied {', '.join(f'{v:04d}' for v in applied)}" if applied else "schema up to date"
+
+    def _start_ray(self) -> str:
+        import ray
+
+        ray.init(
+            address="local",
+            include_dashboard=True,
+            dashboard_host="127.0.0.1",
+            dashboard_port=self.settings.dashboard_port,
+            namespace=APP_NAME,
+            log_to_driver=False,
+            configure_logging=True,
+            logging_level="WARNING",
+        )
+        self._ray_started = True
+        # ray.init installs a SIGTERM handler that exits at once; ours unwinds through stop() instead.
+        signal.signal(signal.SIGTERM, _raise_stopped)
+        return f"dashboard {self.dashboard_url}"
+
+    def _deploy(self) -> str:
+        config_path = self.settings.serve_config
+        if not config_path.is_file():
+            raise ConfigError(f"Serve config file not found: {config_path} (set MAS_SERVE_CONFIG)")
+        config = yaml.safe_load(config_path.read_text())
+        config.setdefault("http_options", {}).update(host=self.settings.http_host, port=self.settings.http_port)
+        effective = self.data_dir / "serve_config.effective.yaml"
+        effective.write_text(yaml.safe_dump(config, sort_keys=False))
+        serve_cli = Path(sys.executable).with_name("serve")
+        deploy = subprocess.run(
+            [str(serve_cli), "deploy", str(effective), "--address", self.dashboard_url],
+            capture_output=True, text=True, timeout=120,
+        )
+        if deploy.returncode != 0:
+            raise ConfigError(f"`serve deploy` failed:\n{deploy.stderr[-2000:]}")
+        return self._wait_until_ready()
+
+    def _wait_until_ready(self) -> str:
+        deadline = time.monotonic() + self.settings.serve_ready_timeout_s
+        problems: list[str] = ["not answering yet"]
+        with httpx.Client(timeout=5) as client:
+            while time.monotonic() < deadline:
+                try:
+                    response = client.get(f"{self.api_url}/readyz")
+                    if response.status_code == 200:
+                        status = client.get(f"{self.api_url}/api/v1/system/status").json()
+                        return f"{len(status['deployments'])} deployments healthy at {self.api_url}"
+                    problems = response.json().get("problems", [response.text[:200]])
+                except (httpx.HTTPError, ValueError) as exc:
+                    problems = [str(exc) or type(exc).__name__]
+                self._fail_fast_on_deploy_error()
+                time.sleep(1)
+        raise ConfigError(f"the Serve app was not ready within {self.settings.serve_ready_timeout_s:.0f} s: "
+                          + "; ".join(problems))
+
+    def _fail_fast_on_deploy_error(self) -> None:
+        from ray import serve
+
+        app = serve.status().applications.get(APP_NAME)
+        if app is not None and str(app.status.value) == "DEPLOY_FAILED":
+            raise ConfigError(f"the Serve app failed to deploy: {app.message[-3000:]}")
+
+
+def _raise_stopped(signum: int, frame: object) -> None:
+    raise Stopped()
+
+
+def stop_running(settings: Settings, say: Callable[[str], None] = lambda line: print(line, flush=True), timeout_s: float = 120.0) -> int:
+    """``marketing-agents stop``: asks the run recorded in the data dir to stop, and waits until it has.
+
+    A run that does not stop in time is killed, together with its embedded servers.
+    """
+    data_dir = settings.data_path
+    info = RunInfo.read(data_dir)
+    if info is None or not psutil.pid_exists(info.pid):
+        say(f"marketing-agents is not running from {data_dir}.")
+        (data_dir / RUN_FILE).unlink(missing_ok=True)
+        return 0
+    process = psutil.Process(info.pid)
+    family = [process, *process.children(recursive=True)]
+    say(f"Stopping marketing-agents (pid {info.pid})...")
+    process.send_signal(signal.SIGTERM)
+    try:
+        process.wait(timeout=timeout_s)
+    except psutil.TimeoutExpired:
+        say("It did not stop in time; killing it and its servers.")
+        for pid in (info.postgres_pid, info.valkey_pid):
+            if pid and psutil.pid_exists(pid):
+                family.append(psutil.Process(pid))
+        for member in family:
+            try:
+                member.kill()
+            except psutil.NoSuchProcess:
+                pass
+        (data_dir / RUN_FILE).unlink(missing_ok=True)
+    _gone, alive = psutil.wait_procs(family, timeout=30)
+    for member in alive:
+        member.kill()
+    say("Stopped.")
+    return 0

@@ -1,0 +1,1 @@
+"""The MCP server (official SDK) and its resource router."""

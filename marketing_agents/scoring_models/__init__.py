@@ -1,0 +1,1 @@
+"""Scoring models: features, training, evaluation, the model registry and explanations."""

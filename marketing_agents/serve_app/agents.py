@@ -1,0 +1,118 @@
+"""Serve deployments for the agents and the lead orchestrator.
+
+Each one wires a request to the plain class that holds the judgment (``marketing_agents.actors``);
+nothing here decides anything. Deployment names are the names in ``ray_configs/serve_config.yaml``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import timedelta
+from uuid import UUID
+
+import ray
+from ray import serve
+from ray.serve.handle import DeploymentHandle
+
+from marketing_agents.actors.engagement import EngagementAgent
+from marketing_agents.actors.handoff import HandoffOrchestrator
+from marketing_agents.actors.lead_intake import HandoffOutcome, LeadIntake
+from marketing_agents.actors.triage import TriageAgent, TriageThresholds
+from marketing_agents.domain import (
+    EngagementPlan,
+    Lead,
+    LeadDetail,
+    LeadProcessingResult,
+    NewLead,
+    ProvenanceEntry,
+    TriageResult,
+    utc_now,
+)
+from marketing_agents.errors import NotFound
+from marketing_agents.settings import get_settings
+from marketing_agents.stores.connections import StoreConnections
+from marketing_agents.stores.postgres import LeadRepository
+from marketing_agents.stores.redis import ContextCache
+
+
+@dataclass(frozen=True)
+class PackageRef:
+    """A handoff package by reference: the receiver reads it from the object store, no copy in the call."""
+
+    handoff_id: UUID
+    ref: ray.ObjectRef
+
+
+@serve.deployment(name="TriageAgent")
+class TriageAgentDeployment:
+    def __init__(self) -> None:
+        s = get_settings()
+        self._agent = TriageAgent(TriageThresholds(s.triage_hot_min, s.triage_warm_min, s.triage_nurture_min))
+
+    def triage(self, lead: Lead) -> TriageResult:
+        return self._agent.triage(lead, utc_now())
+
+
+@serve.deployment(name="EngagementAgent")
+class EngagementAgentDeployment:
+    def __init__(self) -> None:
+        self._agent = EngagementAgent()
+
+    async def plan(self, package_ref: PackageRef) -> EngagementPlan:
+        package = await package_ref.ref
+        return self._agent.plan(package, utc_now())
+
+
+@serve.deployment(name="HandoffOrchestrator")
+class HandoffOrchestratorDeployment:
+    def __init__(self, engagement: DeploymentHandle) -> None:
+        self._orchestrator = HandoffOrchestrator(get_settings().handoff_min_quality)
+        self._engagement = engagement
+
+    async def handoff(self, lead: Lead, triage: TriageResult, provenance: list[ProvenanceEntry]) -> HandoffOutcome:
+        now = utc_now()
+        package = self._orchestrator.build_package(lead, triage, provenance, now)
+        quality = self._orchestrator.assess(package, now)
+        package_bytes = len(package.model_dump_json().encode())
+        if not self._orchestrator.accepts(quality):
+            record = self._orchestrator.record(package, quality, package_bytes, utc_now(), accepted=False)
+            return HandoffOutcome(package=package, record=record, plan=None)
+        ref = ray.put(package)
+        plan = await self._engagement.plan.remote(PackageRef(handoff_id=package.handoff_id, ref=ref))
+        record = self._orchestrator.record(package, quality, package_bytes, utc_now(), accepted=True)
+        return HandoffOutcome(package=package, record=record, plan=plan)
+
+
+@serve.deployment(name="LeadOrchestrator")
+class LeadOrchestratorDeployment:
+    def __init__(self, triage: DeploymentHandle, handoff: DeploymentHandle) -> None:
+        self._settings = get_settings()
+        self._stores = StoreConnections(self._settings)
+        self._triage = triage
+        self._handoff = handoff
+        self._intake: LeadIntake | None = None
+        self._leads: LeadRepository | None = None
+
+    async def _repository(self) -> LeadRepository:
+        if self._leads is None:
+            self._leads = LeadRepository(await self._stores.pool(), timedelta(seconds=self._settings.idempotency_ttl_s))
+        return self._leads
+
+    async def _lead_intake(self) -> LeadIntake:
+        if self._intake is None:
+            self._intake = LeadIntake(
+                triage=lambda lead: self._triage.triage.remote(lead),
+                handoff=lambda lead, triage, provenance: self._handoff.handoff.remote(lead, triage, provenance),
+                leads=await self._repository(),
+                context=ContextCache(self._stores.redis(), self._settings.context_ttl_s),
+            )
+        return self._intake
+
+    async def submit(self, new_lead: NewLead, idempotency_key: str | None) -> LeadProcessingResult:
+        return await (await self._lead_intake()).submit(new_lead, idempotency_key)
+
+    async def get_lead(self, lead_id: UUID) -> LeadDetail:
+        detail = await (await self._repository()).get_detail(lead_id)
+        if detail is None:
+            raise NotFound(f"no lead with id {lead_id}", {"lead_id": str(lead_id)})
+        return detail

@@ -1,0 +1,26 @@
+"""The Serve application: ``import_path: marketing_agents.serve_app.app:build_app``.
+
+    HTTP ─► ApiGateway ─► LeadOrchestrator ─► TriageAgent
+                                           └► HandoffOrchestrator ─(object store ref)─► EngagementAgent
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ray.serve import Application
+
+from marketing_agents.serve_app.agents import (
+    EngagementAgentDeployment,
+    HandoffOrchestratorDeployment,
+    LeadOrchestratorDeployment,
+    TriageAgentDeployment,
+)
+from marketing_agents.serve_app.gateway import ApiGateway
+
+
+def build_app(args: dict[str, Any] | None = None) -> Application:
+    """Composes the deployments; per-deployment settings come from the Serve config file."""
+    handoff = HandoffOrchestratorDeployment.bind(EngagementAgentDeployment.bind())
+    orchestrator = LeadOrchestratorDeployment.bind(TriageAgentDeployment.bind(), handoff)
+    return ApiGateway.bind(orchestrator)

@@ -1,0 +1,131 @@
+"""The API gateway: the FastAPI ingress that turns HTTP into calls on the lead orchestrator.
+
+The FastAPI app is built per replica (``__serve_build_asgi_app__``) because a built FastAPI object
+cannot be pickled into the replica (see VERIFIED.md).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Annotated
+from uuid import UUID
+
+import ray
+from fastapi import FastAPI, Header
+from fastapi.responses import JSONResponse
+from ray import serve
+from ray.serve.handle import DeploymentHandle
+
+import marketing_agents
+from marketing_agents.domain import LeadDetail, LeadProcessingResult, NewLead
+from marketing_agents.serve_app.http_errors import BodyLimit, ErrorResponse, RequireJson, install_error_handlers
+from marketing_agents.serve_app.status import (
+    APP_NAME,
+    Readiness,
+    SystemStatus,
+    collect_deployments,
+    collect_nodes,
+    problems_of,
+)
+from marketing_agents.settings import get_settings
+from marketing_agents.stores.connections import StoreConnections
+
+ERRORS = {
+    status: {"model": ErrorResponse}
+    for status in (400, 404, 409, 413, 415, 422, 500, 503)
+}
+
+IdempotencyKey = Annotated[
+    str | None,
+    Header(
+        alias="Idempotency-Key",
+        min_length=1,
+        max_length=255,
+        pattern=r"^[\x21-\x7e]+$",
+        description="Makes a retried POST return the first answer instead of storing the lead twice (kept 24 h).",
+    ),
+]
+
+
+@serve.deployment(name="ApiGateway")
+@serve.ingress()
+class ApiGateway:
+    def __init__(self, orchestrator: DeploymentHandle) -> None:
+        self._orchestrator = orchestrator
+        settings = get_settings()
+        # The gateway only pings the stores; two connections are plenty.
+        self._stores = StoreConnections(settings.model_copy(update={"postgres_pool_size": 2}))
+        self._max_body_bytes = settings.max_body_bytes
+
+    def __serve_build_asgi_app__(self) -> FastAPI:
+        return build_api(self)
+
+    async def submit_lead(self, new_lead: NewLead, idempotency_key: str | None) -> LeadProcessingResult:
+        return await self._orchestrator.submit.remote(new_lead, idempotency_key)
+
+    async def get_lead(self, lead_id: UUID) -> LeadDetail:
+        return await self._orchestrator.get_lead.remote(lead_id)
+
+    async def system_status(self) -> SystemStatus:
+        nodes, serve_status, stores = await asyncio.gather(
+            asyncio.to_thread(ray.nodes), asyncio.to_thread(serve.status), self._stores.health()
+        )
+        app_status, deployments = collect_deployments(serve_status)
+        status = SystemStatus(
+            status="ok",
+            version=marketing_agents.__version__,
+            application=APP_NAME,
+            application_status=app_status,
+            nodes=collect_nodes(nodes),
+            deployments=deployments,
+            stores=stores,
+        )
+        if problems_of(status):
+            status.status = "degraded"
+        return status
+
+
+def build_api(gateway: ApiGateway) -> FastAPI:
+    app = FastAPI(
+        title="marketing-agents",
+        version=marketing_agents.__version__,
+        summary="Leads in, triaged, handed off and engaged by agents on a Ray cluster.",
+    )
+    install_error_handlers(app)
+    app.add_middleware(BodyLimit, max_bytes=gateway._max_body_bytes)
+    app.add_middleware(RequireJson)
+
+    @app.post(
+        "/api/v1/leads",
+        response_model=LeadProcessingResult,
+        responses=ERRORS,
+        tags=["leads"],
+        summary="Submit a new lead: triage, handoff and a first engagement plan in one call",
+    )
+    async def create_lead(lead: NewLead, idempotency_key: IdempotencyKey = None):
+        return await gateway.submit_lead(lead, idempotency_key)
+
+    @app.get("/api/v1/leads/{lead_id}", response_model=LeadDetail, responses=ERRORS, tags=["leads"],
+             summary="A stored lead with its triage, handoffs and engagement plan")
+    async def read_lead(lead_id: UUID):
+        return await gateway.get_lead(lead_id)
+
+    @app.get("/api/v1/system/status", response_model=SystemStatus, tags=["system"],
+             summary="Ray nodes, each deployment's replicas, and each store's health")
+    async def system_status():
+        return await gateway.system_status()
+
+    @app.get("/healthz", tags=["system"], summary="Liveness: the gateway answers")
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.get("/readyz", response_model=Readiness, responses={503: {"model": Readiness}}, tags=["system"],
+             summary="Readiness: every store and deployment is healthy")
+    async def readyz():
+        problems = problems_of(await gateway.system_status())
+        readiness = Readiness(ready=not problems, problems=problems)
+        if problems:
+            return JSONResponse(readiness.model_dump(), status_code=503, headers={"Retry-After": "5"})
+        return readiness
+
+    return app

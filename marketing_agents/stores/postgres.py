@@ -1,0 +1,347 @@
+"""PostgreSQL: the connection pool, and the lead repository that writes a processed lead atomically.
+
+Driver errors are translated here into StorageError (or a domain error where the database is the
+judge, such as a duplicate ``external_id``), so no asyncpg type crosses this module's boundary.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from datetime import timedelta
+from uuid import UUID
+
+import asyncpg
+
+from marketing_agents.domain import (
+    Campaign,
+    EngagementPlan,
+    HandoffPackage,
+    HandoffRecord,
+    Lead,
+    LeadDetail,
+    LeadProcessingResult,
+    TriageResult,
+)
+from marketing_agents.domain.engagement import Touchpoint
+from marketing_agents.errors import IdempotencyKeyReused, LeadExists, StorageError
+from marketing_agents.settings import Settings
+
+LEADS_SCOPE = "POST /api/v1/leads"
+
+
+async def init_connection(conn: asyncpg.Connection) -> None:
+    for type_name in ("json", "jsonb"):
+        await conn.set_type_codec(type_name, encoder=json.dumps, decoder=json.loads, schema="pg_catalog")
+
+
+async def create_pool(settings: Settings) -> asyncpg.Pool:
+    """A pool sized by ``MAS_POSTGRES_POOL_SIZE``; connections open lazily beyond the minimum."""
+    if settings.postgres_dsn is None:
+        raise StorageError("MAS_POSTGRES_DSN is not set; the launcher sets it for the embedded server")
+    try:
+        return await asyncpg.create_pool(
+            settings.postgres_dsn.get_secret_value(),
+            min_size=min(settings.postgres_pool_min_size, settings.postgres_pool_size),
+            max_size=settings.postgres_pool_size,
+            command_timeout=settings.postgres_command_timeout_s,
+            init=init_connection,
+        )
+    except (OSError, asyncpg.PostgresError) as exc:
+        raise StorageError(f"cannot connect to PostgreSQL: {exc}") from exc
+
+
+@asynccontextmanager
+async def translated_errors(action: str) -> AsyncIterator[None]:
+    try:
+        yield
+    except (OSError, asyncpg.PostgresConnectionError, asyncpg.InterfaceError) as exc:
+        raise StorageError(f"PostgreSQL unavailable while trying to {action}: {exc}") from exc
+
+
+async def ping(pool: asyncpg.Pool) -> float:
+    """Round-trip time of ``SELECT 1`` in milliseconds; raises StorageError when it fails."""
+    started = time.perf_counter()
+    async with translated_errors("ping"):
+        await pool.fetchval("SELECT 1")
+    return (time.perf_counter() - started) * 1000
+
+
+class LeadRepository:
+    """Leads and everything the agents decided about them."""
+
+    def __init__(self, pool: asyncpg.Pool, idempotency_ttl: timedelta) -> None:
+        self._pool = pool
+        self._idempotency_ttl = idempotency_ttl
+
+    async def idempotent_response(self, key: str, request_hash: str) -> LeadProcessingResult | None:
+        """The stored answer to an earlier request with this key, if it has not expired.
+
+        Raises IdempotencyKeyReused when the key was used for a different request body.
+        """
+        async with translated_errors("read an idempotency key"):
+            row = await self._pool.fetchrow(
+                "SELECT request_hash, response FROM idempotency_keys WHERE scope = $1 AND key = $2 AND expires_at > now()",
+                LEADS_SCOPE,
+                key,
+            )
+        return None if row is None else _stored_answer(row, key, request_hash)
+
+    async def lead_id_for_external_id(self, external_id: str) -> UUID | None:
+        async with translated_errors("look up a lead"):
+            return await self._pool.fetchval("SELECT id FROM leads WHERE external_id = $1", external_id)
+
+    async def save_processed(
+        self,
+        *,
+        lead: Lead,
+        triage: TriageResult,
+        package: HandoffPackage | None,
+        handoff: HandoffRecord | None,
+        plan: EngagementPlan | None,
+        result: LeadProcessingResult,
+        idempotency_key: str | None,
+        request_hash: str,
+    ) -> LeadProcessingResult:
+        """Writes the lead, its triage, handoff, plan, touchpoints and audit trail in one transaction.
+
+        With an idempotency key, the key's row is inserted first: a concurrent request with the same
+        key blocks on it, then finds it taken, rolls back everything it wrote and returns the answer
+        that was stored first. Raises LeadExists when ``external_id`` belongs to another lead.
+        """
+        try:
+            async with translated_errors("store a lead"), self._pool.acquire() as conn, conn.transaction():
+                if idempotency_key is not None:
+                    stored = await self._claim_idempotency_key(conn, idempotency_key, request_hash, result)
+                    if stored is not None:
+                        return stored  # leaving the block rolls back nothing: nothing was written
+                await self._insert_lead(conn, lead, triage)
+                if idempotency_key is not None:
+                    await conn.execute(
+                        "UPDATE idempotency_keys SET lead_id = $1 WHERE scope = $2 AND key = $3",
+                        lead.id, LEADS_SCOPE, idempotency_key,
+                    )
+                await self._insert_triage(conn, triage)
+                if handoff is not None and package is not None:
+                    await self._insert_handoff(conn, handoff, package)
+                if plan is not None:
+                    await self._insert_plan(conn, plan)
+        except asyncpg.UniqueViolationError as exc:
+            if exc.constraint_name != "leads_external_id_key":
+                raise
+            existing = await self.lead_id_for_external_id(lead.external_id or "")
+            raise LeadExists(
+                f"a lead with external_id '{lead.external_id}' already exists",
+                {"external_id": lead.external_id, "lead_id": str(existing) if existing else None},
+            ) from exc
+        return result
+
+    async def _claim_idempotency_key(
+        self, conn: asyncpg.Connection, key: str, request_hash: str, result: LeadProcessingResult
+    ) -> LeadProcessingResult | None:
+        """Inserts the key's row; returns the earlier answer instead when the key is already taken."""
+        claimed = await conn.fetchval(
+            """INSERT INTO idempotency_keys (scope, key, request_hash, lead_id, response, expires_at)
+               VALUES ($1, $2, $3, NULL, $4, now() + $5::interval)
+               ON CONFLICT (scope, key) DO UPDATE
+                   SET request_hash = EXCLUDED.request_hash, response = EXCLUDED.response,
+                       lead_id = NULL, created_at = now(), expires_at = EXCLUDED.expires_at
+                   WHERE idempotency_keys.expires_at <= now()
+               RETURNING true""",
+            LEADS_SCOPE,
+            key,
+            request_hash,
+            result.model_dump(mode="json"),
+            self._idempotency_ttl,
+        )
+        if claimed:
+            return None
+        row = await conn.fetchrow(
+            "SELECT request_hash, response FROM idempotency_keys WHERE scope = $1 AND key = $2", LEADS_SCOPE, key
+        )
+        return _stored_answer(row, key, request_hash)
+
+    async def _insert_lead(self, conn: asyncpg.Connection, lead: Lead, triage: TriageResult) -> None:
+        await conn.execute(
+            """INSERT INTO leads (id, external_id, email, first_name, last_name, company, job_title, industry,
+                                  company_size, country, source, consent, attributes, status, lead_score,
+                                  triage_category, created_at, updated_at)
+               VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $17)""",
+            lead.id,
+            lead.external_id,
+            lead.email,
+            lead.first_name,
+            lead.last_name,
+            lead.company,
+            lead.job_title,
+            lead.industry,
+            lead.company_size,
+            lead.country,
+            lead.source,
+            lead.consent.model_dump(mode="json"),
+            lead.attributes,
+            lead.status.value,
+            triage.lead_score,
+            triage.triage_category.value,
+            lead.created_at,
+        )
+
+    async def _insert_triage(self, conn: asyncpg.Connection, triage: TriageResult) -> None:
+        await conn.execute(
+            """INSERT INTO triage_results (lead_id, lead_score, fit_score, engagement_score, triage_category,
+                                           route_to, scoring_model, result, triaged_at)
+               VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)""",
+            triage.lead_id,
+            triage.lead_score,
+            triage.fit_score,
+            triage.engagement_score,
+            triage.triage_category.value,
+            triage.route_to,
+            triage.scoring_model,
+            triage.model_dump(mode="json"),
+            triage.triaged_at,
+        )
+        await _audit(conn, "TriageAgent", "triage", triage.lead_id, {"scoring_model": triage.scoring_model},
+                     triage.model_dump(mode="json", include={"lead_score", "triage_category", "route_to"}), triage.reason)
+
+    async def _insert_handoff(self, conn: asyncpg.Connection, handoff: HandoffRecord, package: HandoffPackage) -> None:
+        await conn.execute(
+            """INSERT INTO handoffs (id, lead_id, from_agent, to_agent, status, quality_score, quality, reason,
+                                     package, package_bytes, created_at, completed_at)
+               VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)""",
+            handoff.id,
+            handoff.lead_id,
+            handoff.from_agent,
+            handoff.to_agent,
+            handoff.status.value,
+            handoff.quality.score,
+            handoff.quality.model_dump(mode="json"),
+            handoff.reason,
+            package.model_dump(mode="json"),
+            handoff.package_bytes,
+            handoff.created_at,
+            handoff.completed_at,
+        )
+        await _audit(conn, "HandoffOrchestrator", f"handoff_{handoff.status.value}", handoff.lead_id,
+                     {"from_agent": handoff.from_agent, "to_agent": handoff.to_agent},
+                     {"handoff_id": str(handoff.id), "quality": handoff.quality.model_dump(mode="json")}, handoff.reason)
+
+    async def _insert_plan(self, conn: asyncpg.Connection, plan: EngagementPlan) -> None:
+        await conn.execute(
+            """INSERT INTO engagement_plans (id, lead_id, handoff_id, sequence, rationale, created_at)
+               VALUES ($1, $2, $3, $4, $5, $6)""",
+            plan.id,
+            plan.lead_id,
+            plan.handoff_id,
+            plan.sequence,
+            plan.rationale,
+            plan.created_at,
+        )
+        await conn.executemany(
+            """INSERT INTO touchpoints (id, lead_id, plan_id, step, channel, template, subject, body,
+                                        scheduled_at, status)
+               VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)""",
+            [
+                (tp.id, tp.lead_id, tp.plan_id, tp.step, tp.channel.value, tp.template, tp.subject, tp.body,
+                 tp.scheduled_at, tp.status.value)
+                for tp in plan.touchpoints
+            ],
+        )
+        await _audit(conn, "EngagementAgent", "plan_engagement", plan.lead_id, {"handoff_id": str(plan.handoff_id)},
+                     {"plan_id": str(plan.id), "sequence": plan.sequence,
+                      "channels": [tp.channel.value for tp in plan.touchpoints]}, plan.rationale)
+
+    async def get_detail(self, lead_id: UUID) -> LeadDetail | None:
+        async with translated_errors("read a lead"), self._pool.acquire() as conn:
+            lead_row = await conn.fetchrow("SELECT * FROM leads WHERE id = $1", lead_id)
+            if lead_row is None:
+                return None
+            triage_row = await conn.fetchrow(
+                "SELECT result FROM triage_results WHERE lead_id = $1 ORDER BY triaged_at DESC, id DESC LIMIT 1", lead_id
+            )
+            handoff_rows = await conn.fetch(
+                "SELECT * FROM handoffs WHERE lead_id = $1 ORDER BY created_at", lead_id
+            )
+            plan_row = await conn.fetchrow(
+                "SELECT * FROM engagement_plans WHERE lead_id = $1 ORDER BY created_at DESC LIMIT 1", lead_id
+            )
+            touchpoint_rows = (
+                await conn.fetch("SELECT * FROM touchpoints WHERE plan_id = $1 ORDER BY step", plan_row["id"])
+                if plan_row is not None
+                else []
+            )
+        lead = Lead.model_validate(
+            {key: lead_row[key] for key in Lead.model_fields if key in lead_row.keys()}
+        )
+        plan = None
+        if plan_row is not None:
+            plan = EngagementPlan(
+                id=plan_row["id"],
+                lead_id=plan_row["lead_id"],
+                handoff_id=plan_row["handoff_id"],
+                sequence=plan_row["sequence"],
+                rationale=plan_row["rationale"],
+                created_at=plan_row["created_at"],
+                touchpoints=[
+                    Touchpoint.model_validate({key: row[key] for key in Touchpoint.model_fields}) for row in touchpoint_rows
+                ],
+            )
+        return LeadDetail(
+            lead=lead,
+            triage=TriageResult.model_validate(triage_row["result"]),
+            handoffs=[
+                HandoffRecord.model_validate(
+                    {key: row[key] for key in HandoffRecord.model_fields if key != "quality"} | {"quality": row["quality"]}
+                )
+                for row in handoff_rows
+            ],
+            engagement_plan=plan,
+        )
+
+
+def _stored_answer(row: asyncpg.Record, key: str, request_hash: str) -> LeadProcessingResult:
+    if row["request_hash"] != request_hash:
+        raise IdempotencyKeyReused(
+            "this Idempotency-Key was already used with a different request body", {"idempotency_key": key}
+        )
+    return LeadProcessingResult.model_validate(row["response"])
+
+
+async def _audit(
+    conn: asyncpg.Connection, agent: str, action: str, lead_id: UUID, inputs: dict, output: dict, reason: str
+) -> None:
+    await conn.execute(
+        "INSERT INTO agent_actions (agent, action, lead_id, inputs, output, reason) VALUES ($1, $2, $3, $4, $5, $6)",
+        agent,
+        action,
+        lead_id,
+        inputs,
+        output,
+        reason,
+    )
+
+
+class CampaignRepository:
+    def __init__(self, pool: asyncpg.Pool) -> None:
+        self._pool = pool
+
+    async def ensure(self, campaign: Campaign) -> bool:
+        """Inserts the campaign unless its id exists; returns whether it was inserted."""
+        async with translated_errors("store a campaign"):
+            inserted = await self._pool.fetchval(
+                """INSERT INTO campaigns (id, name, status, channels, objective, budget, start_date, end_date, created_at)
+                   VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+                   ON CONFLICT (id) DO NOTHING RETURNING true""",
+                campaign.id,
+                campaign.name,
+                campaign.status.value,
+                [c.value for c in campaign.channels],
+                campaign.objective,
+                campaign.budget,
+                campaign.start_date,
+                campaign.end_date,
+                campaign.created_at,
+            )
+        return bool(inserted)
