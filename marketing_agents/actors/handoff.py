@@ -25,6 +25,9 @@ from marketing_agents.domain import (
 FRESH_FOR = timedelta(minutes=5)
 STALE_AFTER = timedelta(hours=24)
 WEIGHTS = {"completeness": 0.4, "freshness": 0.3, "consistency": 0.3}
+# A package fails when any one part is this poor, however good the others: stale context is not
+# made acceptable by complete context. A package that contradicts itself is never delivered.
+DIMENSION_FLOOR = 0.5
 _CONTACT_FIELDS = ("email", "first_name", "last_name", "company", "job_title", "industry", "country")
 
 
@@ -97,8 +100,11 @@ class HandoffOrchestrator:
         if accepted:
             reason = f"quality {quality.score:.2f} meets the minimum {self.min_quality:.2f}; delivered by reference"
         else:
-            reason = (f"quality {quality.score:.2f} is below the minimum {self.min_quality:.2f}: "
-                      f"{'; '.join(quality.problems) or 'no detail'}; held for human review")
+            failures = [f"{name} is {value:.2f}" for name, value in _poor_dimensions(quality)]
+            if quality.score < self.min_quality:
+                failures.insert(0, f"quality {quality.score:.2f} is below the minimum {self.min_quality:.2f}")
+            reason = (f"{'; '.join(failures)} ({'; '.join(quality.problems) or 'no detail'}); "
+                      "held for human review")
         return HandoffRecord(
             id=package.handoff_id,
             lead_id=package.lead.id,
@@ -113,4 +119,12 @@ class HandoffOrchestrator:
         )
 
     def accepts(self, quality: HandoffQuality) -> bool:
-        return quality.score >= self.min_quality
+        return quality.score >= self.min_quality and not _poor_dimensions(quality)
+
+
+def _poor_dimensions(quality: HandoffQuality) -> list[tuple[str, float]]:
+    """Parts too poor to deliver: any below the floor, and any inconsistency at all."""
+    return [
+        (name, getattr(quality, name)) for name in WEIGHTS
+        if getattr(quality, name) < DIMENSION_FLOOR or (name == "consistency" and quality.consistency < 1.0)
+    ]

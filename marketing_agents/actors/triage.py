@@ -6,6 +6,7 @@ lead is hot. The scoring-models issue puts a trained model's probability beside 
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -22,11 +23,12 @@ FREE_EMAIL_DOMAINS = frozenset(
     }
 )
 
-# Ordered: the first rule whose keyword appears in the title wins.
+# Ordered: the first rule with a keyword among the title's words wins ("Director" is not "cto",
+# and "Vice President" is a VP before it is a president).
 SENIORITY_RULES: tuple[tuple[str, tuple[str, ...], float], ...] = (
     ("student", ("student", "intern", "trainee"), 0.0),
-    ("c-level", ("chief", "ceo", "cto", "cmo", "cfo", "coo", "cio", "founder", "owner", "president"), 30.0),
     ("vp", ("vp", "vice president", "head of"), 25.0),
+    ("c-level", ("chief", "ceo", "cto", "cmo", "cfo", "coo", "cio", "founder", "owner", "president"), 30.0),
     ("director", ("director",), 20.0),
     ("manager", ("manager", "lead"), 12.0),
 )
@@ -122,9 +124,10 @@ class TriageAgent:
 
     def _fit_factors(self, lead: Lead) -> list[ScoreFactor]:
         band, size_points = company_size_points(lead.company_size)
-        title = lead.job_title.lower()
+        title_words = " ".join(re.findall(r"[a-z0-9]+", lead.job_title.lower()))
         seniority, seniority_points = next(
-            ((name, points) for name, words, points in SENIORITY_RULES if any(w in title for w in words)),
+            ((name, points) for name, words, points in SENIORITY_RULES
+             if any(re.search(rf"\b{re.escape(w)}\b", title_words) for w in words)),
             ("individual contributor", DEFAULT_SENIORITY_POINTS),
         )
         industry = lead.industry.lower()

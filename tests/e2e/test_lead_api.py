@@ -1,0 +1,131 @@
+"""POST and GET leads over real HTTP, through Serve deployments on a real Ray cluster."""
+
+from __future__ import annotations
+
+import concurrent.futures
+import uuid
+
+import pytest
+import redis
+
+from tests.support import lead_payload
+
+pytestmark = pytest.mark.e2e
+
+RESPONSE_FIELDS = {"success", "lead_id", "triage_category", "lead_score", "engagement_plan", "next_actions",
+                   "processing_time_ms"}
+
+
+def unique_email(prefix: str) -> str:
+    return f"{prefix}.{uuid.uuid4().hex[:8]}@acme-robotics.com"
+
+
+async def count_leads(db) -> int:
+    return await db.fetchval("SELECT count(*) FROM leads")
+
+
+async def test_a_new_lead_is_triaged_handed_off_engaged_and_stored(api, db, system):
+    response = api.post("/api/v1/leads", json=lead_payload(email=unique_email("e2e")))
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert set(body) == RESPONSE_FIELDS
+    assert body["success"] is True
+    assert body["triage_category"] == "hot" and 0 <= body["lead_score"] <= 100
+    assert body["processing_time_ms"] > 0
+    plan = body["engagement_plan"]
+    assert plan["touchpoints"] and {tp["channel"] for tp in plan["touchpoints"]} <= {"email", "linkedin", "call"}
+    assert [a["touchpoint_id"] for a in body["next_actions"]] == [tp["id"] for tp in plan["touchpoints"]]
+    assert body["next_actions"][0]["action"] == "send_email"
+
+    lead_id = uuid.UUID(body["lead_id"])
+    row = await db.fetchrow("SELECT status, lead_score, triage_category FROM leads WHERE id = $1", lead_id)
+    assert dict(row) == {"status": "engaged", "lead_score": pytest.approx(body["lead_score"]), "triage_category": "hot"}
+    handoff = await db.fetchrow("SELECT status, package_bytes, package FROM handoffs WHERE lead_id = $1", lead_id)
+    assert handoff["status"] == "completed" and handoff["package_bytes"] > 0
+    assert handoff["package"]["lead"]["id"] == str(lead_id)
+    assert await db.fetchval("SELECT count(*) FROM touchpoints WHERE lead_id = $1 AND status = 'pending'", lead_id) \
+        == len(plan["touchpoints"])
+
+    ttl = redis.Redis.from_url(system.redis_url).ttl(f"mas:lead:{lead_id}:context")
+    assert 0 < ttl <= 3600
+
+
+def test_get_returns_the_stored_lead_with_triage_handoffs_and_plan(api):
+    created = api.post("/api/v1/leads", json=lead_payload(email=unique_email("get"), job_title="Marketing Manager",
+                                                         source="web_form")).json()
+    response = api.get(f"/api/v1/leads/{created['lead_id']}")
+    assert response.status_code == 200
+    detail = response.json()
+    assert detail["lead"]["id"] == created["lead_id"]
+    assert detail["triage"]["triage_category"] == created["triage_category"]
+    assert detail["triage"]["factors"], "a score comes with the factors behind it"
+    assert [h["status"] for h in detail["handoffs"]] == ["completed"]
+    assert detail["engagement_plan"] == created["engagement_plan"]
+
+
+def test_an_unknown_lead_is_404_and_a_malformed_id_is_422(api):
+    missing = api.get(f"/api/v1/leads/{uuid.uuid4()}")
+    assert missing.status_code == 404 and missing.json()["error"]["code"] == "not_found"
+    malformed = api.get("/api/v1/leads/not-a-uuid")
+    assert malformed.status_code == 422
+    assert malformed.json()["error"]["details"][0]["field"] == "lead_id"
+
+
+async def test_an_idempotent_retry_returns_the_first_answer_and_stores_one_lead(api, db):
+    payload = lead_payload(email=unique_email("idem"))
+    key = f"idem-{uuid.uuid4()}"
+    before = await count_leads(db)
+    first = api.post("/api/v1/leads", json=payload, headers={"Idempotency-Key": key})
+    retry = api.post("/api/v1/leads", json=payload, headers={"Idempotency-Key": key})
+    assert first.status_code == retry.status_code == 200
+    assert retry.json() == first.json()
+    assert await count_leads(db) == before + 1
+
+
+async def test_concurrent_retries_with_one_key_store_one_lead(api, db, system):
+    payload = lead_payload(email=unique_email("burst"))
+    key = f"burst-{uuid.uuid4()}"
+    before = await count_leads(db)
+
+    def post(_: int):
+        import httpx
+
+        return httpx.post(f"{system.url}/api/v1/leads", json=payload, headers={"Idempotency-Key": key}, timeout=60)
+
+    with concurrent.futures.ThreadPoolExecutor(max_workers=6) as pool:
+        responses = list(pool.map(post, range(6)))
+    assert {r.status_code for r in responses} == {200}
+    assert len({r.json()["lead_id"] for r in responses}) == 1
+    assert await count_leads(db) == before + 1
+
+
+async def test_reusing_a_key_for_another_lead_is_refused(api, db):
+    key = f"reuse-{uuid.uuid4()}"
+    api.post("/api/v1/leads", json=lead_payload(email=unique_email("a")), headers={"Idempotency-Key": key})
+    before = await count_leads(db)
+    response = api.post("/api/v1/leads", json=lead_payload(email=unique_email("b")), headers={"Idempotency-Key": key})
+    assert response.status_code == 422
+    assert response.json()["error"]["code"] == "idempotency_key_reused"
+    assert await count_leads(db) == before
+
+
+async def test_a_known_external_id_is_409_and_names_the_existing_lead(api, db):
+    external_id = f"crm-{uuid.uuid4().hex[:10]}"
+    first = api.post("/api/v1/leads", json=lead_payload(email=unique_email("x1"), external_id=external_id)).json()
+    before = await count_leads(db)
+    again = api.post("/api/v1/leads", json=lead_payload(email=unique_email("x2"), external_id=external_id))
+    assert again.status_code == 409
+    assert again.json()["error"] == {
+        "code": "lead_exists",
+        "message": f"a lead with external_id '{external_id}' already exists",
+        "details": {"external_id": external_id, "lead_id": first["lead_id"]},
+    }
+    assert await count_leads(db) == before
+
+
+async def test_a_lead_without_consent_is_disqualified_with_no_plan(api, db):
+    body = api.post("/api/v1/leads", json=lead_payload(email=unique_email("nc"), consent={})).json()
+    assert body["triage_category"] == "disqualified"
+    assert body["engagement_plan"] is None and body["next_actions"] == []
+    lead_id = uuid.UUID(body["lead_id"])
+    assert await db.fetchval("SELECT count(*) FROM touchpoints WHERE lead_id = $1", lead_id) == 0

@@ -1,0 +1,186 @@
+"""The lead flow against real PostgreSQL and Valkey, with the agents called in-process.
+
+The same LeadIntake runs inside the LeadOrchestrator deployment; here its ports are the plain agent
+classes, so these tests pin down storage behaviour without a Ray cluster.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import timedelta
+
+import pytest
+
+from marketing_agents.actors.engagement import EngagementAgent
+from marketing_agents.actors.handoff import HandoffOrchestrator
+from marketing_agents.actors.lead_intake import HandoffOutcome, LeadIntake
+from marketing_agents.actors.triage import TriageAgent, TriageThresholds
+from marketing_agents.domain import NewLead, utc_now
+from marketing_agents.errors import IdempotencyKeyReused, LeadExists, StorageError
+from marketing_agents.stores.redis import ContextCache, context_key
+from tests.support import lead_payload
+
+TABLES_WITH_LEAD_ROWS = ("leads", "triage_results", "handoffs", "engagement_plans", "touchpoints", "agent_actions")
+
+
+class InProcessAgents:
+    """The agents' plain classes behind the same ports the Serve deployments fill."""
+
+    def __init__(self, min_quality: float = 0.6, triage_delay=timedelta(0), fail_engagement: bool = False) -> None:
+        self.triage_agent = TriageAgent(TriageThresholds())
+        self.orchestrator = HandoffOrchestrator(min_quality)
+        self.engagement = EngagementAgent()
+        self.triage_delay = triage_delay
+        self.fail_engagement = fail_engagement
+        self.engagement_calls = 0
+
+    async def triage(self, lead):
+        return self.triage_agent.triage(lead, utc_now() - self.triage_delay)
+
+    async def handoff(self, lead, triage, provenance):
+        now = utc_now()
+        package = self.orchestrator.build_package(lead, triage, provenance, now)
+        quality = self.orchestrator.assess(package, now)
+        if not self.orchestrator.accepts(quality):
+            return HandoffOutcome(package, self.orchestrator.record(package, quality, 0, now, accepted=False), None)
+        self.engagement_calls += 1
+        if self.fail_engagement:
+            raise RuntimeError("engagement replica died")
+        plan = self.engagement.plan(package, now)
+        return HandoffOutcome(package, self.orchestrator.record(package, quality, 1, now, accepted=True), plan)
+
+
+def intake(repository, redis_client, agents: InProcessAgents, ttl_s: int = 3600) -> LeadIntake:
+    return LeadIntake(agents.triage, agents.handoff, repository, ContextCache(redis_client, ttl_s))
+
+
+async def rows_for(pool, lead_id) -> dict[str, int]:
+    return {table: await pool.fetchval(f"SELECT count(*) FROM {table} WHERE {'id' if table == 'leads' else 'lead_id'} = $1",
+                                       lead_id)
+            for table in TABLES_WITH_LEAD_ROWS}
+
+
+async def total_leads(pool) -> int:
+    return await pool.fetchval("SELECT count(*) FROM leads")
+
+
+async def test_a_hot_lead_is_stored_with_triage_handoff_plan_touchpoints_and_audit(pool, repository, redis_client):
+    result = await intake(repository, redis_client, InProcessAgents()).submit(NewLead(**lead_payload()))
+
+    assert result.success and result.triage_category == "hot"
+    counts = await rows_for(pool, result.lead_id)
+    assert counts == {"leads": 1, "triage_results": 1, "handoffs": 1, "engagement_plans": 1,
+                      "touchpoints": len(result.engagement_plan.touchpoints), "agent_actions": 3}
+    agents = [r["agent"] for r in await pool.fetch(
+        "SELECT agent FROM agent_actions WHERE lead_id = $1 ORDER BY id", result.lead_id)]
+    assert agents == ["TriageAgent", "HandoffOrchestrator", "EngagementAgent"]
+    status = await pool.fetchval("SELECT status FROM leads WHERE id = $1", result.lead_id)
+    assert status == "engaged"
+
+    detail = await repository.get_detail(result.lead_id)
+    assert detail.engagement_plan == result.engagement_plan
+    assert detail.handoffs[0].status == "completed"
+    assert detail.lead.email == "jane.doe@acme-robotics.com"
+
+
+async def test_the_working_context_is_cached_with_the_configured_ttl(repository, redis_client):
+    result = await intake(repository, redis_client, InProcessAgents(), ttl_s=120).submit(
+        NewLead(**lead_payload(email="ttl@acme-robotics.com")))
+    ttl = await redis_client.ttl(context_key(result.lead_id))
+    assert 0 < ttl <= 120
+    context = await ContextCache(redis_client, 120).get(result.lead_id)
+    assert context["lead"]["id"] == str(result.lead_id)
+    assert context["plan_id"] == str(result.engagement_plan.id)
+
+
+async def test_a_retry_with_the_same_idempotency_key_returns_the_first_answer_and_stores_once(pool, repository, redis_client):
+    flow = intake(repository, redis_client, InProcessAgents())
+    lead = NewLead(**lead_payload(email="retry@acme-robotics.com"))
+    before = await total_leads(pool)
+    first = await flow.submit(lead, idempotency_key="retry-1")
+    second = await flow.submit(lead, idempotency_key="retry-1")
+    assert second == first
+    assert await total_leads(pool) == before + 1
+
+
+async def test_concurrent_requests_with_one_key_store_one_lead(pool, repository, redis_client):
+    flow = intake(repository, redis_client, InProcessAgents())
+    lead = NewLead(**lead_payload(email="race@acme-robotics.com"))
+    before = await total_leads(pool)
+    results = await asyncio.gather(*(flow.submit(lead, idempotency_key="race-1") for _ in range(8)))
+    assert len({r.lead_id for r in results}) == 1
+    assert await total_leads(pool) == before + 1
+    lead_id = results[0].lead_id
+    assert (await rows_for(pool, lead_id))["handoffs"] == 1
+
+
+async def test_the_same_key_with_another_body_is_refused_and_stores_nothing(pool, repository, redis_client):
+    flow = intake(repository, redis_client, InProcessAgents())
+    await flow.submit(NewLead(**lead_payload(email="one@acme-robotics.com")), idempotency_key="reuse-1")
+    before = await total_leads(pool)
+    with pytest.raises(IdempotencyKeyReused):
+        await flow.submit(NewLead(**lead_payload(email="two@acme-robotics.com")), idempotency_key="reuse-1")
+    assert await total_leads(pool) == before
+
+
+async def test_a_known_external_id_is_a_conflict_naming_the_existing_lead(pool, repository, redis_client):
+    flow = intake(repository, redis_client, InProcessAgents())
+    first = await flow.submit(NewLead(**lead_payload(email="crm@acme-robotics.com", external_id="crm-77")))
+    before = await total_leads(pool)
+    with pytest.raises(LeadExists) as raised:
+        await flow.submit(NewLead(**lead_payload(email="crm2@acme-robotics.com", external_id="crm-77")))
+    assert raised.value.details["lead_id"] == str(first.lead_id)
+    assert await total_leads(pool) == before
+
+
+async def test_a_low_quality_package_never_reaches_engagement_and_the_lead_waits_for_review(pool, repository, redis_client):
+    # A triage a day old is stale: the package scores below the minimum.
+    agents = InProcessAgents(triage_delay=timedelta(hours=30))
+    result = await intake(repository, redis_client, agents).submit(NewLead(**lead_payload(email="stale@acme-robotics.com")))
+    assert agents.engagement_calls == 0
+    assert result.engagement_plan is None and result.next_actions == []
+    counts = await rows_for(pool, result.lead_id)
+    assert counts["handoffs"] == 1 and counts["engagement_plans"] == 0 and counts["touchpoints"] == 0
+    handoff = await pool.fetchrow("SELECT status, reason FROM handoffs WHERE lead_id = $1", result.lead_id)
+    assert handoff["status"] == "rejected" and "freshness" in handoff["reason"] and "s old" in handoff["reason"]
+    assert await pool.fetchval("SELECT status FROM leads WHERE id = $1", result.lead_id) == "needs_review"
+
+
+async def test_a_lead_without_consent_is_disqualified_and_never_handed_off(pool, repository, redis_client):
+    agents = InProcessAgents()
+    result = await intake(repository, redis_client, agents).submit(
+        NewLead(**lead_payload(email="noconsent@acme-robotics.com", consent={})))
+    assert result.triage_category == "disqualified"
+    assert agents.engagement_calls == 0
+    counts = await rows_for(pool, result.lead_id)
+    assert counts["leads"] == 1 and counts["handoffs"] == 0 and counts["touchpoints"] == 0
+
+
+async def test_a_failing_engagement_agent_stores_nothing(pool, repository, redis_client):
+    before = await total_leads(pool)
+    with pytest.raises(RuntimeError, match="engagement replica died"):
+        await intake(repository, redis_client, InProcessAgents(fail_engagement=True)).submit(
+            NewLead(**lead_payload(email="fail@acme-robotics.com")), idempotency_key="fail-1")
+    assert await total_leads(pool) == before
+    assert await pool.fetchval("SELECT count(*) FROM idempotency_keys WHERE key = 'fail-1'") == 0
+
+
+async def test_a_write_failing_midway_rolls_back_the_whole_lead(pool, repository, redis_client, monkeypatch):
+    async def broken_plan_insert(conn, plan):
+        await conn.execute("SELECT * FROM no_such_table")
+
+    monkeypatch.setattr(repository, "_insert_plan", broken_plan_insert)
+    before = await total_leads(pool)
+    with pytest.raises(Exception, match="no_such_table"):
+        await intake(repository, redis_client, InProcessAgents()).submit(
+            NewLead(**lead_payload(email="midway@acme-robotics.com")), idempotency_key="midway-1")
+    assert await total_leads(pool) == before
+    assert await pool.fetchval("SELECT count(*) FROM idempotency_keys WHERE key = 'midway-1'") == 0
+
+
+async def test_an_unreachable_postgres_is_a_storage_error(migrated, redis_client):
+    from marketing_agents.stores.postgres import create_pool
+
+    settings = migrated.settings(postgres_dsn="postgresql://postgres@127.0.0.1:1/none")
+    with pytest.raises(StorageError, match="cannot connect to PostgreSQL"):
+        await create_pool(settings)

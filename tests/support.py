@@ -1,0 +1,68 @@
+"""Helpers shared by the test suites: ports, payloads, real embedded stores, polling with a deadline."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+from pathlib import Path
+
+from marketing_agents.settings import Settings
+from marketing_agents.stores.embedded import EmbeddedPostgres, EmbeddedValkey
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def lead_payload(**overrides: object) -> dict:
+    """A valid ``POST /api/v1/leads`` body; override any field."""
+    payload = {
+        "email": "jane.doe@acme-robotics.com",
+        "first_name": "Jane",
+        "last_name": "Doe",
+        "company": "Acme Robotics",
+        "job_title": "VP Marketing",
+        "industry": "Manufacturing",
+        "company_size": 850,
+        "country": "DE",
+        "source": "demo_request",
+        "consent": {"email": True, "linkedin": True, "call": True},
+        "attributes": {"utm_campaign": "q4-launch"},
+    }
+    payload.update(overrides)
+    return payload
+
+
+class EmbeddedStores:
+    """A real PostgreSQL and a real Valkey for one test session, in a temporary data dir."""
+
+    def __init__(self, data_dir: Path) -> None:
+        self.postgres = EmbeddedPostgres(data_dir / "postgres", "marketing_agents")
+        self.valkey = EmbeddedValkey(data_dir / "valkey", free_port())
+        self.data_dir = data_dir
+
+    def start(self) -> None:
+        self.dsn = self.postgres.start()
+        self.redis_url = self.valkey.start()
+
+    def stop(self) -> None:
+        self.valkey.stop()
+        self.postgres.stop()
+
+    def settings(self, **overrides: object) -> Settings:
+        values = {"data_dir": self.data_dir, "postgres_dsn": self.dsn, "redis_url": self.redis_url, **overrides}
+        return Settings(**values)
+
+
+async def wait_for(predicate, timeout_s: float = 30.0, interval_s: float = 0.2):
+    """Polls ``predicate`` until it returns something truthy; the deadline bounds it, not a guess."""
+    deadline = asyncio.get_running_loop().time() + timeout_s
+    while True:
+        value = await predicate() if asyncio.iscoroutinefunction(predicate) else predicate()
+        if value:
+            return value
+        if asyncio.get_running_loop().time() > deadline:
+            raise TimeoutError(f"condition not met within {timeout_s} s")
+        await asyncio.sleep(interval_s)
