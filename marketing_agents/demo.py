@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import random
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime, timezone
 from decimal import Decimal
 from uuid import UUID
 
@@ -23,15 +23,15 @@ DEMO_CAMPAIGNS = [
     Campaign(id=UUID("00000000-0000-4000-8000-000000000001"), name="Q4 SaaS demand gen", status=CampaignStatus.ACTIVE,
              channels=[Channel.EMAIL, Channel.LINKEDIN], objective="Book demos with mid-market SaaS",
              budget=Decimal("25000.00"), start_date=date(2026, 10, 1), end_date=date(2026, 12, 31),
-             created_at=datetime(2026, 9, 20, tzinfo=timezone.utc)),
+             created_at=datetime(2026, 9, 20, tzinfo=UTC)),
     Campaign(id=UUID("00000000-0000-4000-8000-000000000002"), name="Fintech webinar series", status=CampaignStatus.ACTIVE,
              channels=[Channel.EMAIL, Channel.WEBINAR], objective="Educate finance leaders",
              budget=Decimal("12000.00"), start_date=date(2026, 11, 1), end_date=None,
-             created_at=datetime(2026, 10, 15, tzinfo=timezone.utc)),
+             created_at=datetime(2026, 10, 15, tzinfo=UTC)),
     Campaign(id=UUID("00000000-0000-4000-8000-000000000003"), name="Healthcare re-engagement", status=CampaignStatus.DRAFT,
              channels=[Channel.EMAIL, Channel.SMS, Channel.CALL], objective="Win back dormant accounts",
              budget=Decimal("8000.00"), start_date=date(2027, 1, 10), end_date=date(2027, 3, 31),
-             created_at=datetime(2026, 11, 20, tzinfo=timezone.utc)),
+             created_at=datetime(2026, 11, 20, tzinfo=UTC)),
 ]
 
 _FIRST = ["Ava", "Noah", "Mia", "Liam", "Zoe", "Ethan", "Lena", "Omar", "Priya", "Kenji", "Sofia", "Lucas"]

@@ -16,6 +16,7 @@ import asyncio
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -30,10 +31,10 @@ import yaml
 
 import marketing_agents
 from marketing_agents.errors import ConfigError, MarketingAgentsError
+from marketing_agents.serve_app.status import APP_NAME
 from marketing_agents.settings import Settings
 from marketing_agents.stores.embedded import EmbeddedPostgres, EmbeddedValkey
 from marketing_agents.stores.migrations import apply_migrations
-from marketing_agents.serve_app.status import APP_NAME
 
 RUN_FILE = "run.json"
 
@@ -71,7 +72,6 @@ class Launcher:
     _valkey: EmbeddedValkey | None = None
     _ray_started: bool = False
     _info: RunInfo | None = None
-    _env: dict[str, str] = field(default_factory=dict)
 
     @property
     def data_dir(self) -> Path:
@@ -107,6 +107,7 @@ class Launcher:
     def start(self) -> None:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self._refuse_second_run()
+        self._refuse_taken_ports()
         self._info = RunInfo(os.getpid(), self.api_url, self.dashboard_url, str(self.data_dir))
         self._info.write()
         self.say(f"marketing-agents {marketing_agents.__version__}: data in {self.data_dir}")
@@ -159,6 +160,16 @@ class Launcher:
         if info is not None and info.pid != os.getpid() and psutil.pid_exists(info.pid):
             raise ConfigError(f"marketing-agents is already running from {self.data_dir} (pid {info.pid}); "
                               "stop it with `make stop` first")
+
+    def _refuse_taken_ports(self) -> None:
+        """A taken port would only show up minutes later as a deployment that never gets ready."""
+        wanted = {"MAS_HTTP_PORT": self.settings.http_port, "MAS_DASHBOARD_PORT": self.settings.dashboard_port}
+        if self.settings.redis_url is None:
+            wanted["MAS_EMBEDDED_VALKEY_PORT"] = self.settings.embedded_valkey_port
+        taken = [f"{port} ({name})" for name, port in wanted.items() if not _port_free(port)]
+        if taken:
+            raise ConfigError(f"port(s) already in use: {', '.join(taken)}; stop what holds them or choose "
+                              "other ports with the variables named")
 
     def _start_postgres(self) -> str:
         if self.settings.postgres_dsn is not None:
@@ -264,6 +275,16 @@ class Launcher:
         app = serve.status().applications.get(APP_NAME)
         if app is not None and str(app.status.value) == "DEPLOY_FAILED":
             raise ConfigError(f"the Serve app failed to deploy: {app.message[-3000:]}")
+
+
+def _port_free(port: int) -> bool:
+    with socket.socket() as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
 
 
 def _raise_stopped(signum: int, frame: object) -> None:

@@ -34,10 +34,6 @@ class SystemStatus(BaseModel):
     deployments: list[DeploymentState]
     stores: list[StoreHealth]
 
-    @property
-    def ready(self) -> bool:
-        return self.status == "ok"
-
 
 class Readiness(BaseModel):
     ready: bool

