@@ -13,6 +13,7 @@ The run records itself in ``MAS_DATA_DIR/run.json`` (pid, URLs, the embedded ser
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import signal
@@ -23,6 +24,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TypeVar
 
 import asyncpg
 import httpx
@@ -37,6 +39,7 @@ from marketing_agents.stores.embedded import EmbeddedPostgres, EmbeddedValkey
 from marketing_agents.stores.migrations import apply_migrations
 
 RUN_FILE = "run.json"
+T = TypeVar("T")
 
 
 class Stopped(Exception):
@@ -88,7 +91,8 @@ class Launcher:
 
     def run(self) -> int:
         """Starts everything, waits for Ctrl-C or SIGTERM, stops everything. Returns the exit code."""
-        previous = signal.signal(signal.SIGTERM, _raise_stopped)
+        previous = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
+        signal.signal(signal.SIGTERM, _raise_stopped)
         try:
             self.start()
             self.say("Running. Press Ctrl-C (or run `make stop` in another shell) to stop everything.")
@@ -102,7 +106,8 @@ class Launcher:
             return 1
         finally:
             self.stop()
-            signal.signal(signal.SIGTERM, previous)
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
 
     def start(self) -> None:
         self.data_dir.mkdir(parents=True, exist_ok=True)
@@ -123,7 +128,6 @@ class Launcher:
             from marketing_agents.demo import load_demo_data
 
             self._step("demo data", lambda: load_demo_data(self.api_url, dsn))
-        self._info.write()
         self.say(
             f"\n  REST API      {self.api_url}/api/v1/leads\n"
             f"  API docs      {self.api_url}/docs\n"
@@ -132,7 +136,11 @@ class Launcher:
         )
 
     def stop(self) -> None:
-        """Stops whatever was started, in reverse order; safe to call more than once."""
+        """Stops whatever was started, in reverse order; safe to call more than once.
+
+        A second Ctrl-C while stopping is ignored, so that an impatient user cannot leave servers behind.
+        """
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
         if self._ray_started:
             import ray
 
@@ -149,11 +157,13 @@ class Launcher:
             self._info = None
             self.say("Stopped.")
 
-    def _step(self, name: str, action: Callable[[], str | None]) -> None:
+    def _step(self, name: str, action: Callable[[], T], describe: Callable[[T], str] = str) -> T:
+        """Runs one start-up step, saying what it is, what came of it and how long it took."""
         started = time.perf_counter()
         self.say(f"  {name} ...")
-        detail = action()
-        self.say(f"  {name}: {detail or 'ready'} ({time.perf_counter() - started:.1f} s)")
+        result = action()
+        self.say(f"  {name}: {describe(result)} ({time.perf_counter() - started:.1f} s)")
+        return result
 
     def _refuse_second_run(self) -> None:
         info = RunInfo.read(self.data_dir)
@@ -176,14 +186,8 @@ class Launcher:
             self.say("  PostgreSQL: external (MAS_POSTGRES_DSN)")
             return self.settings.postgres_dsn.get_secret_value()
         self._postgres = EmbeddedPostgres(self.data_dir / "postgres", self.settings.embedded_postgres_database)
-        dsn = ""
-
-        def start() -> str:
-            nonlocal dsn
-            dsn = self._postgres.start()
-            return f"PostgreSQL 18 on {self.data_dir / 'postgres'}"
-
-        self._step("PostgreSQL (embedded)", start)
+        dsn = self._step("PostgreSQL (embedded)", self._postgres.start,
+                         lambda _: f"PostgreSQL 18 on {self._postgres.pgdata}")
         self._info.postgres_pid = self._postgres.pid()
         self._info.write()
         return dsn
@@ -193,14 +197,7 @@ class Launcher:
             self.say("  Redis: external (MAS_REDIS_URL)")
             return self.settings.redis_url.get_secret_value()
         self._valkey = EmbeddedValkey(self.data_dir / "valkey", self.settings.embedded_valkey_port)
-        url = ""
-
-        def start() -> str:
-            nonlocal url
-            url = self._valkey.start()
-            return f"Valkey on {url}"
-
-        self._step("Valkey (embedded)", start)
+        url = self._step("Valkey (embedded)", self._valkey.start, lambda url: f"Valkey on {url}")
         self._info.valkey_pid = self._valkey.pid()
         self._info.write()
         return url
@@ -291,14 +288,15 @@ def _raise_stopped(signum: int, frame: object) -> None:
     raise Stopped()
 
 
-def stop_running(settings: Settings, say: Callable[[str], None] = lambda line: print(line, flush=True), timeout_s: float = 120.0) -> int:
+def stop_running(settings: Settings, say: Callable[[str], None] = lambda line: print(line, flush=True),
+                 timeout_s: float = 120.0) -> int:
     """``marketing-agents stop``: asks the run recorded in the data dir to stop, and waits until it has.
 
     A run that does not stop in time is killed, together with its embedded servers.
     """
     data_dir = settings.data_path
     info = RunInfo.read(data_dir)
-    if info is None or not psutil.pid_exists(info.pid):
+    if info is None or not _alive([_process(info.pid)]):
         say(f"marketing-agents is not running from {data_dir}.")
         (data_dir / RUN_FILE).unlink(missing_ok=True)
         return 0
@@ -306,21 +304,40 @@ def stop_running(settings: Settings, say: Callable[[str], None] = lambda line: p
     family = [process, *process.children(recursive=True)]
     say(f"Stopping marketing-agents (pid {info.pid})...")
     process.send_signal(signal.SIGTERM)
-    try:
-        process.wait(timeout=timeout_s)
-    except psutil.TimeoutExpired:
+    if _alive([process], timeout_s):
         say("It did not stop in time; killing it and its servers.")
-        for pid in (info.postgres_pid, info.valkey_pid):
-            if pid and psutil.pid_exists(pid):
-                family.append(psutil.Process(pid))
-        for member in family:
-            try:
+        family += [_process(info.postgres_pid), _process(info.valkey_pid)]
+        for member in _alive(family):
+            with contextlib.suppress(psutil.NoSuchProcess):
                 member.kill()
-            except psutil.NoSuchProcess:
-                pass
         (data_dir / RUN_FILE).unlink(missing_ok=True)
-    _gone, alive = psutil.wait_procs(family, timeout=30)
-    for member in alive:
-        member.kill()
+    for member in _alive(family, timeout_s=30):
+        with contextlib.suppress(psutil.NoSuchProcess):
+            member.kill()
     say("Stopped.")
     return 0
+
+
+def _process(pid: int | None) -> psutil.Process | None:
+    try:
+        return psutil.Process(pid) if pid else None
+    except psutil.NoSuchProcess:
+        return None
+
+
+def _alive(processes: list[psutil.Process | None], timeout_s: float = 0.0) -> list[psutil.Process]:
+    """The processes still running after waiting up to ``timeout_s``.
+
+    A zombie counts as gone: it has exited and only waits for its parent (which may be the very shell
+    or test that ran ``make run``) to collect its exit status.
+    """
+    deadline = time.monotonic() + timeout_s
+    while True:
+        alive = []
+        for process in processes:
+            with contextlib.suppress(psutil.NoSuchProcess):
+                if process is not None and process.is_running() and process.status() != psutil.STATUS_ZOMBIE:
+                    alive.append(process)
+        if not alive or time.monotonic() >= deadline:
+            return alive
+        time.sleep(0.1)
