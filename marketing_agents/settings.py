@@ -45,8 +45,13 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(default=1024 * 1024, ge=1024)
     idempotency_ttl_s: int = Field(default=24 * 3600, ge=60)
 
-    # The lead's working context in Redis: the seed's cache TTL (1 h).
-    context_ttl_s: int = Field(default=3600, ge=1)
+    # Short-term memory TTLs, the seed's policy: sessions 24 h, cache 1 h (a lead's working context),
+    # temp data 15 min, locks 30 s, rate-limit windows 1 h.
+    session_ttl_s: int = Field(default=24 * 3600, ge=1)
+    cache_ttl_s: int = Field(default=3600, ge=1)
+    temp_ttl_s: int = Field(default=15 * 60, ge=1)
+    lock_ttl_s: int = Field(default=30, ge=1)
+    rate_limit_window_s: int = Field(default=3600, ge=1)
 
     # Triage thresholds on lead_score (0..100); below nurture_min a lead is disqualified.
     triage_hot_min: float = Field(default=70.0, ge=0, le=100)

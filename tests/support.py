@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import inspect
 import socket
 from pathlib import Path
 
@@ -60,7 +61,9 @@ async def wait_for(predicate, timeout_s: float = 30.0, interval_s: float = 0.2):
     """Polls ``predicate`` until it returns something truthy; the deadline bounds it, not a guess."""
     deadline = asyncio.get_running_loop().time() + timeout_s
     while True:
-        value = await predicate() if asyncio.iscoroutinefunction(predicate) else predicate()
+        value = predicate()
+        if inspect.isawaitable(value):
+            value = await value
         if value:
             return value
         if asyncio.get_running_loop().time() > deadline:

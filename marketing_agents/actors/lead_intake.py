@@ -28,7 +28,7 @@ from marketing_agents.domain import (
 )
 from marketing_agents.errors import LeadExists, StorageError
 from marketing_agents.stores.postgres import LeadRepository
-from marketing_agents.stores.redis import ContextCache
+from marketing_agents.memory.short_term import ShortTermMemory
 
 log = logging.getLogger(__name__)
 
@@ -55,13 +55,13 @@ class LeadIntake:
         triage: TriagePort,
         handoff: HandoffPort,
         leads: LeadRepository,
-        context: ContextCache,
+        short_term: ShortTermMemory,
         clock: Callable[[], datetime] = utc_now,
     ) -> None:
         self._triage = triage
         self._handoff = handoff
         self._leads = leads
-        self._context = context
+        self._short_term = short_term
         self._clock = clock
 
     async def submit(self, new_lead: NewLead, idempotency_key: str | None = None) -> LeadProcessingResult:
@@ -131,6 +131,6 @@ class LeadIntake:
             "plan_id": str(outcome.plan.id) if outcome and outcome.plan else None,
         }
         try:
-            await self._context.put(lead.id, context)
+            await self._short_term.cache_context(lead.id, context)
         except StorageError as exc:
             log.warning("lead %s stored but its context was not cached: %s", lead.id, exc)

@@ -32,7 +32,8 @@ from marketing_agents.errors import NotFound
 from marketing_agents.settings import get_settings
 from marketing_agents.stores.connections import StoreConnections
 from marketing_agents.stores.postgres import LeadRepository
-from marketing_agents.stores.redis import ContextCache
+from marketing_agents.memory.short_term import ShortTermMemory, TtlPolicy
+from marketing_agents.stores.redis import RedisShortTermStore
 
 
 @dataclass(frozen=True)
@@ -104,7 +105,8 @@ class LeadOrchestratorDeployment:
                 triage=lambda lead: self._triage.triage.remote(lead),
                 handoff=lambda lead, triage, provenance: self._handoff.handoff.remote(lead, triage, provenance),
                 leads=await self._repository(),
-                context=ContextCache(self._stores.redis(), self._settings.context_ttl_s),
+                short_term=ShortTermMemory(RedisShortTermStore(self._stores.redis()),
+                                           TtlPolicy.from_settings(self._settings)),
             )
         return self._intake
 

@@ -17,7 +17,8 @@ from marketing_agents.actors.lead_intake import HandoffOutcome, LeadIntake
 from marketing_agents.actors.triage import TriageAgent, TriageThresholds
 from marketing_agents.domain import NewLead, utc_now
 from marketing_agents.errors import IdempotencyKeyReused, LeadExists, StorageError
-from marketing_agents.stores.redis import ContextCache, context_key
+from marketing_agents.memory.short_term import ShortTermMemory, TtlPolicy, context_key
+from marketing_agents.stores.redis import RedisShortTermStore
 from tests.support import lead_payload
 
 TABLES_WITH_LEAD_ROWS = ("leads", "triage_results", "handoffs", "engagement_plans", "touchpoints", "agent_actions")
@@ -51,7 +52,8 @@ class InProcessAgents:
 
 
 def intake(repository, redis_client, agents: InProcessAgents, ttl_s: int = 3600) -> LeadIntake:
-    return LeadIntake(agents.triage, agents.handoff, repository, ContextCache(redis_client, ttl_s))
+    short_term = ShortTermMemory(RedisShortTermStore(redis_client), TtlPolicy(cache_s=ttl_s))
+    return LeadIntake(agents.triage, agents.handoff, repository, short_term)
 
 
 async def rows_for(pool, lead_id) -> dict[str, int]:
@@ -88,7 +90,7 @@ async def test_the_working_context_is_cached_with_the_configured_ttl(repository,
         NewLead(**lead_payload(email="ttl@acme-robotics.com")))
     ttl = await redis_client.ttl(context_key(result.lead_id))
     assert 0 < ttl <= 120
-    context = await ContextCache(redis_client, 120).get(result.lead_id)
+    context = await ShortTermMemory(RedisShortTermStore(redis_client)).context(result.lead_id)
     assert context["lead"]["id"] == str(result.lead_id)
     assert context["plan_id"] == str(result.engagement_plan.id)
 

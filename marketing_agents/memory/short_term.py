@@ -1,0 +1,157 @@
+"""Short-term memory: what the agents need for minutes to hours, in Redis, forgotten on schedule.
+
+Owns the policy (key names, TTLs, what belongs to which lead); the Redis protocol is the store
+adapter's (``stores.redis.RedisShortTermStore``). Everything about a lead is listed in the lead's
+index set, so that erasing a lead finds every key without scanning the keyspace.
+"""
+
+from __future__ import annotations
+
+import secrets
+import time
+from dataclasses import dataclass
+from typing import Any
+from uuid import UUID, uuid4
+
+from pydantic import BaseModel, Field
+
+from marketing_agents.domain import utc_now
+from marketing_agents.domain.common import DomainModel
+from marketing_agents.settings import Settings
+from marketing_agents.stores.redis import RedisShortTermStore
+
+PREFIX = "mas"
+
+
+@dataclass(frozen=True)
+class TtlPolicy:
+    session_s: int = 24 * 3600
+    cache_s: int = 3600
+    temp_s: int = 15 * 60
+    lock_s: int = 30
+    rate_window_s: int = 3600
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> TtlPolicy:
+        return cls(settings.session_ttl_s, settings.cache_ttl_s, settings.temp_ttl_s, settings.lock_ttl_s,
+                   settings.rate_limit_window_s)
+
+
+class Lock(BaseModel):
+    """A held lock; only the holder of ``token`` can release it."""
+
+    name: str
+    token: str
+    ttl_s: int
+
+
+class RateDecision(BaseModel):
+    allowed: bool
+    limit: int
+    remaining: int = Field(ge=0)
+    retry_after_s: float = Field(ge=0, description="0 when allowed; else when the oldest request leaves the window.")
+
+
+class Turn(DomainModel):
+    seq: int
+    role: str
+    text: str
+    at: str
+
+
+class Event(DomainModel):
+    """An event as the WebSocket gateway and every subscriber receive it."""
+
+    type: str
+    id: str
+    ts: str
+    payload: dict[str, Any]
+
+
+def lead_index(lead_id: UUID) -> str:
+    return f"{PREFIX}:lead:{lead_id}:keys"
+
+
+def context_key(lead_id: UUID) -> str:
+    return f"{PREFIX}:lead:{lead_id}:context"
+
+
+class ShortTermMemory:
+    def __init__(self, store: RedisShortTermStore, policy: TtlPolicy = TtlPolicy()) -> None:
+        self.store = store
+        self.policy = policy
+
+    # Context cache: a lead's working context while agents handle it (cache TTL).
+    async def cache_context(self, lead_id: UUID, context: dict[str, Any]) -> None:
+        await self.store.put_json(context_key(lead_id), context, self.policy.cache_s, lead_index(lead_id))
+
+    async def context(self, lead_id: UUID) -> dict[str, Any] | None:
+        return await self.store.get_json(context_key(lead_id))
+
+    # Sessions: a visitor's or an agent's session state, as a hash (session TTL).
+    async def remember_session(self, session_id: str, fields: dict[str, Any], lead_id: UUID | None = None) -> None:
+        index = lead_index(lead_id) if lead_id else None
+        await self.store.put_hash(f"{PREFIX}:session:{session_id}", fields, self.policy.session_s, index)
+
+    async def session(self, session_id: str) -> dict[str, Any]:
+        return await self.store.get_hash(f"{PREFIX}:session:{session_id}")
+
+    # Conversations: numbered turns in a hash (session TTL, renewed by each turn).
+    async def add_turn(self, lead_id: UUID, conversation_id: str, role: str, text: str) -> int:
+        key = f"{PREFIX}:conversation:{conversation_id}"
+        value = {"role": role, "text": text, "at": utc_now().isoformat()}
+        return await self.store.append_to_hash(key, value, self.policy.session_s, lead_index(lead_id))
+
+    async def conversation(self, conversation_id: str) -> list[Turn]:
+        raw = await self.store.get_hash(f"{PREFIX}:conversation:{conversation_id}")
+        return [Turn(seq=int(seq), **turn) for seq, turn in sorted(raw.items())]
+
+    # Temp data: intermediate results nobody needs for long (temp TTL).
+    async def put_temp(self, name: str, value: Any, lead_id: UUID | None = None) -> None:
+        await self.store.put_json(f"{PREFIX}:temp:{name}", value, self.policy.temp_s,
+                                  lead_index(lead_id) if lead_id else None)
+
+    async def temp(self, name: str) -> Any | None:
+        return await self.store.get_json(f"{PREFIX}:temp:{name}")
+
+    # Locks: one holder at a time across every replica (lock TTL, so a dead holder cannot block forever).
+    async def acquire(self, name: str, ttl_s: int | None = None) -> Lock | None:
+        ttl = ttl_s or self.policy.lock_s
+        lock = Lock(name=name, token=secrets.token_hex(16), ttl_s=ttl)
+        taken = await self.store.acquire_lock(f"{PREFIX}:lock:{name}", lock.token, ttl * 1000)
+        return lock if taken else None
+
+    async def release(self, lock: Lock) -> bool:
+        """False when the lock had expired and is no longer (or never was) this holder's."""
+        return await self.store.release_lock(f"{PREFIX}:lock:{lock.name}", lock.token)
+
+    # Rate limiting: a sliding window on a sorted set (rate-limit window TTL).
+    async def admit(self, subject: str, limit: int, window_s: int | None = None) -> RateDecision:
+        window_ms = (window_s or self.policy.rate_window_s) * 1000
+        allowed, count, retry_ms = await self.store.sliding_window(
+            f"{PREFIX}:rate:{subject}", limit, window_ms, int(time.time() * 1000), uuid4().hex
+        )
+        return RateDecision(allowed=allowed, limit=limit, remaining=max(0, limit - count),
+                            retry_after_s=retry_ms / 1000)
+
+    # Events: published on one channel per topic; any replica can publish, every subscriber hears it.
+    async def publish(self, topic: str, event_type: str, payload: dict[str, Any]) -> Event:
+        event = Event(type=event_type, id=uuid4().hex, ts=utc_now().isoformat(), payload=payload)
+        await self.store.publish(event_channel(topic), event.model_dump())
+        return event
+
+    async def forget_lead(self, lead_id: UUID) -> int:
+        """Deletes every key the lead's index lists; returns how many keys went."""
+        return await self.store.delete_indexed(lead_index(lead_id), context_key(lead_id))
+
+    async def export_lead(self, lead_id: UUID) -> dict[str, Any]:
+        keys = [k.decode() for k in await self.store.client.smembers(lead_index(lead_id))]
+        exported: dict[str, Any] = {}
+        for key in sorted(keys):
+            kind = await self.store.client.type(key)
+            exported[key] = await (self.store.get_hash(key) if kind == b"hash" else self.store.get_json(key))
+        return exported
+
+
+def event_channel(topic: str) -> str:
+    return f"{PREFIX}:events:{topic}"
