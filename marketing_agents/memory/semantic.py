@@ -1,0 +1,74 @@
+"""Semantic memory: the knowledge graph of the marketing domain, and the reasoning agents ask of it.
+
+The backend is chosen by configuration: Neo4j when ``MAS_NEO4J_URI`` is set, else graph tables in the
+same PostgreSQL. Both pass one contract suite, so nothing above this line can tell which one runs.
+"""
+
+from __future__ import annotations
+
+import json
+from importlib import resources
+
+import asyncpg
+
+from marketing_agents.domain.graph import (
+    ChannelRecommendation,
+    GraphEdge,
+    GraphNode,
+    GraphPath,
+    Neighbour,
+    NodeKind,
+    RelationType,
+)
+from marketing_agents.settings import Settings
+from marketing_agents.stores.graph_port import KnowledgeGraphStore
+
+
+def graph_store_for(settings: Settings, pool: asyncpg.Pool) -> KnowledgeGraphStore:
+    if settings.neo4j_uri:
+        from marketing_agents.stores.neo4j_graph import Neo4jGraphStore
+
+        return Neo4jGraphStore.connect(settings.neo4j_uri)
+    from marketing_agents.stores.postgres_graph import PostgresGraphStore
+
+    return PostgresGraphStore(pool)
+
+
+def starter_graph() -> tuple[list[GraphNode], list[GraphEdge]]:
+    """The B2B starter graph shipped in memory/data/starter_graph.json."""
+    data = json.loads(resources.files("marketing_agents.memory").joinpath("data/starter_graph.json").read_text())
+    return ([GraphNode.model_validate(n) for n in data["nodes"]],
+            [GraphEdge.model_validate(e) for e in data["edges"]])
+
+
+class SemanticMemory:
+    def __init__(self, store: KnowledgeGraphStore) -> None:
+        self.store = store
+
+    async def load_starter_graph(self) -> tuple[int, int]:
+        """Writes the starter graph unless the graph already has nodes: learned weights are never reset."""
+        if (await self.store.counts())[0] > 0:
+            return 0, 0
+        nodes, edges = starter_graph()
+        return await self.store.upsert_nodes(nodes), await self.store.upsert_edges(edges)
+
+    async def learn(self, nodes: list[GraphNode], edges: list[GraphEdge]) -> None:
+        if nodes:
+            await self.store.upsert_nodes(nodes)
+        if edges:
+            await self.store.upsert_edges(edges)
+
+    async def neighbours(self, node_id: str, depth: int = 1, types: list[RelationType] | None = None) -> list[Neighbour]:
+        return await self.store.neighbours(node_id, depth, types)
+
+    async def explain(self, source: str, target: str, max_depth: int = 6) -> GraphPath | None:
+        return await self.store.shortest_path(source, target, max_depth)
+
+    async def best_channels(self, industry: str, persona: str, limit: int = 3) -> list[ChannelRecommendation]:
+        """Channels that convert best for this industry and persona, each with the edges that justify it."""
+        return await self.store.best_channels(_node_id(NodeKind.INDUSTRY, industry),
+                                              _node_id(NodeKind.PERSONA, persona), limit)
+
+
+def _node_id(kind: NodeKind, key: str) -> str:
+    return key if key.startswith(f"{kind.value}:") else f"{kind.value}:{key.lower().replace(' ', '_')}"
