@@ -5,8 +5,14 @@ from __future__ import annotations
 import asyncio
 import inspect
 import socket
+from datetime import timedelta
 from pathlib import Path
 
+from marketing_agents.actors.engagement import EngagementAgent
+from marketing_agents.actors.handoff import HandoffOrchestrator
+from marketing_agents.actors.lead_intake import HandoffOutcome
+from marketing_agents.actors.triage import TriageAgent, TriageThresholds
+from marketing_agents.domain import utc_now
 from marketing_agents.settings import Settings
 from marketing_agents.stores.embedded import EmbeddedPostgres, EmbeddedValkey
 
@@ -69,3 +75,30 @@ async def wait_for(predicate, timeout_s: float = 30.0, interval_s: float = 0.2):
         if asyncio.get_running_loop().time() > deadline:
             raise TimeoutError(f"condition not met within {timeout_s} s")
         await asyncio.sleep(interval_s)
+
+
+class InProcessAgents:
+    """The agents' plain classes behind the same ports the Serve deployments fill."""
+
+    def __init__(self, min_quality: float = 0.6, triage_delay=timedelta(0), fail_engagement: bool = False) -> None:
+        self.triage_agent = TriageAgent(TriageThresholds())
+        self.orchestrator = HandoffOrchestrator(min_quality)
+        self.engagement = EngagementAgent()
+        self.triage_delay = triage_delay
+        self.fail_engagement = fail_engagement
+        self.engagement_calls = 0
+
+    async def triage(self, lead):
+        return self.triage_agent.triage(lead, utc_now() - self.triage_delay)
+
+    async def handoff(self, lead, triage, provenance):
+        now = utc_now()
+        package = self.orchestrator.build_package(lead, triage, provenance, now)
+        quality = self.orchestrator.assess(package, now)
+        if not self.orchestrator.accepts(quality):
+            return HandoffOutcome(package, self.orchestrator.record(package, quality, 0, now, accepted=False), None)
+        self.engagement_calls += 1
+        if self.fail_engagement:
+            raise RuntimeError("engagement replica died")
+        plan = self.engagement.plan(package, now)
+        return HandoffOutcome(package, self.orchestrator.record(package, quality, 1, now, accepted=True), plan)

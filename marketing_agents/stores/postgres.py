@@ -11,6 +11,7 @@ import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import timedelta
+from typing import Any
 from uuid import UUID
 
 import asyncpg
@@ -299,6 +300,39 @@ class LeadRepository:
             ],
             engagement_plan=plan,
         )
+
+
+# Every table holding rows about a lead, for erasure reports and exports; all cascade from leads.
+LEAD_TABLES = ("triage_results", "handoffs", "engagement_plans", "touchpoints", "agent_actions", "lead_profiles",
+               "interactions", "conversions", "episodes", "idempotency_keys")
+
+
+class LeadErasure:
+    """The right to be forgotten and the right of access, over every PostgreSQL table about a lead."""
+
+    def __init__(self, pool: asyncpg.Pool) -> None:
+        self._pool = pool
+
+    async def erase(self, lead_id: UUID) -> dict[str, int]:
+        """Deletes the lead and, by cascade, every row about it, in one transaction; returns the counts."""
+        async with translated_errors("erase a lead"), self._pool.acquire() as conn, conn.transaction():
+            counts = {table: await conn.fetchval(f"SELECT count(*) FROM {table} WHERE lead_id = $1", lead_id)
+                      for table in LEAD_TABLES}
+            counts["leads"] = int((await conn.execute("DELETE FROM leads WHERE id = $1", lead_id)).split()[-1])
+        return counts
+
+    async def export(self, lead_id: UUID) -> dict[str, Any] | None:
+        async with translated_errors("export a lead"), self._pool.acquire() as conn:
+            lead = await conn.fetchrow("SELECT * FROM leads WHERE id = $1", lead_id)
+            if lead is None:
+                return None
+            exported: dict[str, Any] = {"lead": dict(lead)}
+            for table in LEAD_TABLES:
+                exported[table] = [dict(r) for r in await conn.fetch(f"SELECT * FROM {table} WHERE lead_id = $1",
+                                                                     lead_id)]
+        for row in exported["episodes"]:
+            row.pop("embedding", None)  # a derived vector, not information about the person
+        return exported
 
 
 def _stored_answer(row: asyncpg.Record, key: str, request_hash: str) -> LeadProcessingResult:

@@ -11,44 +11,14 @@ from datetime import timedelta
 
 import pytest
 
-from marketing_agents.actors.engagement import EngagementAgent
-from marketing_agents.actors.handoff import HandoffOrchestrator
-from marketing_agents.actors.lead_intake import HandoffOutcome, LeadIntake
-from marketing_agents.actors.triage import TriageAgent, TriageThresholds
-from marketing_agents.domain import NewLead, utc_now
+from marketing_agents.actors.lead_intake import LeadIntake
+from marketing_agents.domain import NewLead
 from marketing_agents.errors import IdempotencyKeyReused, LeadExists, StorageError
 from marketing_agents.memory.short_term import ShortTermMemory, TtlPolicy, context_key
 from marketing_agents.stores.redis import RedisShortTermStore
-from tests.support import lead_payload
+from tests.support import InProcessAgents, lead_payload
 
 TABLES_WITH_LEAD_ROWS = ("leads", "triage_results", "handoffs", "engagement_plans", "touchpoints", "agent_actions")
-
-
-class InProcessAgents:
-    """The agents' plain classes behind the same ports the Serve deployments fill."""
-
-    def __init__(self, min_quality: float = 0.6, triage_delay=timedelta(0), fail_engagement: bool = False) -> None:
-        self.triage_agent = TriageAgent(TriageThresholds())
-        self.orchestrator = HandoffOrchestrator(min_quality)
-        self.engagement = EngagementAgent()
-        self.triage_delay = triage_delay
-        self.fail_engagement = fail_engagement
-        self.engagement_calls = 0
-
-    async def triage(self, lead):
-        return self.triage_agent.triage(lead, utc_now() - self.triage_delay)
-
-    async def handoff(self, lead, triage, provenance):
-        now = utc_now()
-        package = self.orchestrator.build_package(lead, triage, provenance, now)
-        quality = self.orchestrator.assess(package, now)
-        if not self.orchestrator.accepts(quality):
-            return HandoffOutcome(package, self.orchestrator.record(package, quality, 0, now, accepted=False), None)
-        self.engagement_calls += 1
-        if self.fail_engagement:
-            raise RuntimeError("engagement replica died")
-        plan = self.engagement.plan(package, now)
-        return HandoffOutcome(package, self.orchestrator.record(package, quality, 1, now, accepted=True), plan)
 
 
 def intake(repository, redis_client, agents: InProcessAgents, ttl_s: int = 3600) -> LeadIntake:
