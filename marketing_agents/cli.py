@@ -11,6 +11,7 @@ import asyncio
 import json
 import sys
 from datetime import date
+from pathlib import Path
 
 import marketing_agents
 from marketing_agents.errors import ConfigError, MarketingAgentsError
@@ -29,6 +30,10 @@ examples:
   marketing-agents stop                stop a run from another shell
   marketing-agents status              print the running system's status as JSON
   marketing-agents migrate             apply pending schema migrations
+  marketing-agents import interactions sales.csv --map lead_id=customer_id,occurred_at=date,value=amount --type purchase
+                                       bulk-import purchases, creating placeholder leads for new ids
+  marketing-agents consolidate --as-of 2026-06-30
+                                       episodes, RFM, patterns and graph weights from interactions
   marketing-agents rfm --as-of 2026-06-30 --out rfm.csv
                                        RFM scores and segments of every lead with purchases
 """
@@ -112,6 +117,68 @@ def _rfm(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def _consolidate(args: argparse.Namespace, settings: Settings) -> int:
+    import asyncpg
+    import redis.asyncio as aioredis
+
+    from marketing_agents.memory.consolidator import Consolidator
+    from marketing_agents.memory.episodic import EpisodicMemory
+    from marketing_agents.memory.long_term import LongTermMemory
+    from marketing_agents.memory.semantic import SemanticMemory, graph_store_for
+    from marketing_agents.memory.short_term import ShortTermMemory, TtlPolicy
+    from marketing_agents.stores.embedded import postgres_dsn_for, redis_url_for
+    from marketing_agents.stores.postgres import init_connection
+    from marketing_agents.stores.postgres_consolidation import PostgresConsolidationStore
+    from marketing_agents.stores.postgres_episodic import PostgresEpisodicStore
+    from marketing_agents.stores.postgres_long_term import PostgresLongTermStore
+    from marketing_agents.stores.redis import RedisShortTermStore
+
+    dsn, redis_url = postgres_dsn_for(settings), redis_url_for(settings)
+    as_of = args.as_of or date.today()
+
+    async def consolidate():
+        pool = await asyncpg.create_pool(dsn, min_size=1, max_size=4, init=init_connection)
+        client = aioredis.from_url(redis_url)
+        try:
+            consolidator = Consolidator(
+                PostgresConsolidationStore(pool), ShortTermMemory(RedisShortTermStore(client),
+                                                                   TtlPolicy.from_settings(settings)),
+                LongTermMemory(PostgresLongTermStore(pool)), EpisodicMemory(PostgresEpisodicStore(pool)),
+                SemanticMemory(graph_store_for(settings, pool)), progress=lambda line: print(line, flush=True))
+            return await consolidator.run(as_of)
+        finally:
+            await client.aclose()
+            await pool.close()
+
+    report = asyncio.run(consolidate())
+    print(json.dumps(report.model_dump(mode="json"), indent=2))
+    return 0
+
+
+def _import(args: argparse.Namespace, settings: Settings) -> int:
+    import asyncpg
+
+    from marketing_agents.memory.interaction_import import TextProgressBar, import_interactions, parse_mapping
+    from marketing_agents.stores.embedded import postgres_dsn_for
+
+    mapping = parse_mapping(args.map)
+    dsn = postgres_dsn_for(settings)
+
+    async def run_import():
+        pool = await asyncpg.create_pool(dsn, min_size=1, max_size=2)
+        try:
+            with TextProgressBar() as bar:
+                return await import_interactions(pool, Path(args.file), mapping, args.type, progress=bar)
+        finally:
+            await pool.close()
+
+    result = asyncio.run(run_import())
+    print(result.summary())
+    for line, reason in result.rejected:
+        print(f"  line {line}: {reason}", file=sys.stderr)
+    return 0
+
+
 def _iso_date(text: str) -> date:
     try:
         return date.fromisoformat(text)
@@ -141,6 +208,28 @@ def build_parser() -> argparse.ArgumentParser:
                      ).set_defaults(handler=_status)
     verbs.add_parser("migrate", help="apply pending schema migrations (MAS_POSTGRES_DSN, or the running embedded one)"
                      ).set_defaults(handler=_migrate)
+    consolidate = verbs.add_parser(
+        "consolidate", help="distil interactions into episodes, RFM, patterns and graph weights (idempotent)",
+        description="Runs the memory consolidator once: episodes from new interactions (resuming from its "
+                    "watermark), RFM as of --as-of, success patterns and learned CONVERTS_TO / PRECEDES weights, "
+                    "short-term contexts into profiles, expiry of old idempotency keys. Safe to rerun or to "
+                    "kill: a second run changes nothing, a killed run resumes.")
+    consolidate.add_argument("--as-of", type=_iso_date, metavar="DATE", help="RFM reference date (default: today)")
+    consolidate.set_defaults(handler=_consolidate)
+    importer = verbs.add_parser(
+        "import", help="bulk-import interactions from a CSV/TSV/whitespace-separated file",
+        description="Imports interactions from a delimited text file with a header row. Columns are mapped to "
+                    "fields with --map (lead_id and occurred_at required; value, channel, campaign_id, "
+                    "conversation_id, type optional). Dates: ISO 8601, YYYYMMDD or Unix seconds. A lead id "
+                    "not seen before creates a placeholder lead. Bad rows are reported with their line number "
+                    "and the rest is imported; re-importing a file adds nothing twice.")
+    importer.add_argument("what", choices=["interactions"], help="what to import")
+    importer.add_argument("file", metavar="FILE")
+    importer.add_argument("--map", required=True, metavar="FIELD=COLUMN,...",
+                          help="e.g. lead_id=customer_id,occurred_at=date,value=dollar_value")
+    importer.add_argument("--type", metavar="TYPE", help="interaction type for every row, e.g. purchase "
+                                                          "(else map a type column)")
+    importer.set_defaults(handler=_import)
     rfm = verbs.add_parser(
         "rfm", help="recompute every lead's RFM as of a date and write it to a CSV file",
         description="Recency (whole days since the last purchase), frequency (purchases) and monetary value "

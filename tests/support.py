@@ -42,6 +42,19 @@ def lead_payload(**overrides: object) -> dict:
     return payload
 
 
+async def fresh_database(stores: "EmbeddedStores", name: str) -> str:
+    """An empty database on the session's PostgreSQL; returns its DSN."""
+    import asyncpg
+
+    admin = await asyncpg.connect(stores.dsn)
+    try:
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await admin.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await admin.close()
+    return stores.dsn.replace("/marketing_agents?", f"/{name}?", 1)
+
+
 class EmbeddedStores:
     """A real PostgreSQL and a real Valkey for one test session, in a temporary data dir."""
 

@@ -18,6 +18,11 @@ AttributeKey = Annotated[str, StringConstraints(min_length=1, max_length=64, pat
 AttributeValue = Annotated[str, StringConstraints(max_length=1000)] | int | float | bool | None
 
 
+# ISO 3166 reserves ZZ for users; it commonly means "unknown". Only stored leads may carry it: an
+# imported placeholder lead has no country yet, a lead posted to the API always has one.
+UNKNOWN_COUNTRY = "ZZ"
+
+
 def _iso_country(code: str) -> str:
     code = code.upper()
     if pycountry.countries.get(alpha_2=code) is None:
@@ -25,7 +30,12 @@ def _iso_country(code: str) -> str:
     return code
 
 
+def _iso_or_unknown_country(code: str) -> str:
+    return UNKNOWN_COUNTRY if code.upper() == UNKNOWN_COUNTRY else _iso_country(code)
+
+
 CountryCode = Annotated[str, StringConstraints(min_length=2, max_length=2), AfterValidator(_iso_country)]
+StoredCountryCode = Annotated[str, StringConstraints(min_length=2, max_length=2), AfterValidator(_iso_or_unknown_country)]
 
 
 class Consent(DomainModel):
@@ -97,6 +107,7 @@ class Lead(NewLead):
 
     model_config = ConfigDict(strict=False)
 
+    country: StoredCountryCode = Field(description="ISO 3166-1 alpha-2, or 'ZZ' for an imported lead not yet known.")
     id: UUID
     status: LeadStatus = LeadStatus.TRIAGED
     created_at: datetime

@@ -140,6 +140,11 @@ class ShortTermMemory:
         await self.store.publish(event_channel(topic), event.model_dump())
         return event
 
+    async def cached_lead_ids(self) -> list[UUID]:
+        """Leads whose working context is still cached."""
+        keys = await self.store.keys_matching(f"{PREFIX}:lead:*:context")
+        return [UUID(key.split(":")[2]) for key in keys]
+
     async def forget_lead(self, lead_id: UUID) -> int:
         """Deletes every key the lead's index lists; returns how many keys went."""
         return await self.store.delete_indexed(lead_index(lead_id), context_key(lead_id))

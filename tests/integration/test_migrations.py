@@ -13,21 +13,12 @@ import pytest
 
 from marketing_agents.errors import MigrationError
 from marketing_agents.stores.migrations import Migration, apply_migrations, bundled_migrations
+from tests.support import fresh_database
 
 SEED_TABLES = {"leads", "campaigns", "interactions", "conversions", "lead_profiles", "agent_actions",
                "campaign_metrics", "handoffs", "touchpoints", "idempotency_keys"}
 SEED_INDEXES = {"idx_lead_score", "idx_industry", "idx_campaign_date", "idx_conversation", "idx_handoff_time",
                 "idx_optimization"}
-
-
-async def fresh_database(stores, name: str) -> str:
-    admin = await asyncpg.connect(stores.dsn)
-    try:
-        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        await admin.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await admin.close()
-    return stores.dsn.replace("/marketing_agents?", f"/{name}?", 1)
 
 
 async def test_seed_tables_and_indexes_exist(migrated, pool):

@@ -217,8 +217,18 @@ def test_stored_lead_keeps_validating_on_assignment(make_lead):
     lead = make_lead()
 
     with pytest.raises(ValidationError):
-        lead.country = "ZZ"
+        lead.country = "XX"
     assert lead.country == "DE"
+
+
+def test_only_a_stored_lead_may_have_the_unknown_country_zz(make_lead, lead_fields):
+    """Imported placeholder leads have no country yet; a lead posted to the API must have one."""
+    assert make_lead(country="DE").model_copy(update={"country": "ZZ"}).country == "ZZ"
+    lead = make_lead()
+    lead.country = "zz"
+    assert lead.country == "ZZ"
+    with pytest.raises(ValidationError):
+        NewLead(**lead_fields(country="ZZ"))
 
 
 def test_stored_lead_rejects_unknown_fields(lead_fields):
