@@ -121,17 +121,9 @@ def _consolidate(args: argparse.Namespace, settings: Settings) -> int:
     import asyncpg
     import redis.asyncio as aioredis
 
-    from marketing_agents.memory.consolidator import Consolidator
-    from marketing_agents.memory.episodic import EpisodicMemory
-    from marketing_agents.memory.long_term import LongTermMemory
-    from marketing_agents.memory.semantic import SemanticMemory, graph_store_for
-    from marketing_agents.memory.short_term import ShortTermMemory, TtlPolicy
+    from marketing_agents.memory.consolidator import build_consolidator
     from marketing_agents.stores.embedded import postgres_dsn_for, redis_url_for
     from marketing_agents.stores.postgres import init_connection
-    from marketing_agents.stores.postgres_consolidation import PostgresConsolidationStore
-    from marketing_agents.stores.postgres_episodic import PostgresEpisodicStore
-    from marketing_agents.stores.postgres_long_term import PostgresLongTermStore
-    from marketing_agents.stores.redis import RedisShortTermStore
 
     dsn, redis_url = postgres_dsn_for(settings), redis_url_for(settings)
     as_of = args.as_of or date.today()
@@ -140,11 +132,7 @@ def _consolidate(args: argparse.Namespace, settings: Settings) -> int:
         pool = await asyncpg.create_pool(dsn, min_size=1, max_size=4, init=init_connection)
         client = aioredis.from_url(redis_url)
         try:
-            consolidator = Consolidator(
-                PostgresConsolidationStore(pool), ShortTermMemory(RedisShortTermStore(client),
-                                                                   TtlPolicy.from_settings(settings)),
-                LongTermMemory(PostgresLongTermStore(pool)), EpisodicMemory(PostgresEpisodicStore(pool)),
-                SemanticMemory(graph_store_for(settings, pool)), progress=lambda line: print(line, flush=True))
+            consolidator = build_consolidator(settings, pool, client, progress=lambda line: print(line, flush=True))
             return await consolidator.run(as_of)
         finally:
             await client.aclose()

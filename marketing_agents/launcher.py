@@ -120,6 +120,7 @@ class Launcher:
         dsn = self._start_postgres()
         redis_url = self._start_redis()
         self._step("schema migrations", lambda: self._migrate(dsn))
+        self._step("knowledge graph", lambda: asyncio.run(self._load_starter_graph(dsn)))
         # Serve replicas inherit this environment from the Ray processes started below.
         os.environ.update({"MAS_POSTGRES_DSN": dsn, "MAS_REDIS_URL": redis_url, "MAS_DATA_DIR": str(self.data_dir)})
         self._step("Ray head node", self._start_ray)
@@ -212,6 +213,24 @@ class Launcher:
 
         applied = asyncio.run(migrate())
         return f"applied {', '.join(f'{v:04d}' for v in applied)}" if applied else "schema up to date"
+
+    async def _load_starter_graph(self, dsn: str) -> str:
+        from marketing_agents.memory.semantic import SemanticMemory, graph_store_for
+        from marketing_agents.stores.postgres import init_connection
+
+        pool = await asyncpg.create_pool(dsn, min_size=1, max_size=2, init=init_connection)
+        store = graph_store_for(self.settings, pool)
+        try:
+            nodes, edges = await SemanticMemory(store).load_starter_graph()
+            where = "Neo4j" if self.settings.neo4j_uri else "PostgreSQL"
+            if nodes:
+                return f"starter B2B graph loaded into {where}: {nodes} nodes, {edges} relationships"
+            total_nodes, total_edges = await store.counts()
+            return f"{where} graph in place: {total_nodes} nodes, {total_edges} relationships"
+        finally:
+            if hasattr(store, "close"):
+                await store.close()
+            await pool.close()
 
     def _start_ray(self) -> str:
         import ray

@@ -58,6 +58,9 @@ class Settings(BaseSettings):
     triage_warm_min: float = Field(default=50.0, ge=0, le=100)
     triage_nurture_min: float = Field(default=25.0, ge=0, le=100)
 
+    # The memory consolidator runs in the cluster this often (seconds); 0 turns the schedule off.
+    consolidate_every_s: int = Field(default=3600, ge=0)
+
     # A handoff package scoring below this never reaches the receiving agent.
     handoff_min_quality: float = Field(default=0.6, ge=0, le=1)
 

@@ -119,3 +119,22 @@ class Consolidator:
                 kept += await self.long_term.store.merge_profile(lead_id, facts)
         self.progress(f"short-term to long-term: {kept} profiles updated")
         return kept
+
+
+def build_consolidator(settings, pool, redis_client, progress: Callable[[str], None] | None = None) -> Consolidator:
+    """The consolidator over the configured stores, as the CLI, the cluster's schedule and jobs build it."""
+    from marketing_agents.memory.episodic import EpisodicMemory
+    from marketing_agents.memory.semantic import graph_store_for
+    from marketing_agents.memory.short_term import ShortTermMemory, TtlPolicy
+    from marketing_agents.stores.postgres_episodic import PostgresEpisodicStore
+    from marketing_agents.stores.postgres_long_term import PostgresLongTermStore
+    from marketing_agents.stores.redis import RedisShortTermStore
+
+    return Consolidator(
+        PostgresConsolidationStore(pool),
+        ShortTermMemory(RedisShortTermStore(redis_client), TtlPolicy.from_settings(settings)),
+        LongTermMemory(PostgresLongTermStore(pool)),
+        EpisodicMemory(PostgresEpisodicStore(pool)),
+        SemanticMemory(graph_store_for(settings, pool)),
+        progress=progress,
+    )

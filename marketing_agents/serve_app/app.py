@@ -1,7 +1,8 @@
 """The Serve application: ``import_path: marketing_agents.serve_app.app:build_app``.
 
     HTTP ─► ApiGateway ─► LeadOrchestrator ─► TriageAgent
-                                           └► HandoffOrchestrator ─(object store ref)─► EngagementAgent
+                       │                   └► HandoffOrchestrator ─(object store ref)─► EngagementAgent
+                       └► MemoryConsolidator (also runs on its own schedule)
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from marketing_agents.serve_app.agents import (
     LeadOrchestratorDeployment,
     TriageAgentDeployment,
 )
+from marketing_agents.serve_app.consolidation import MemoryConsolidatorDeployment
 from marketing_agents.serve_app.gateway import ApiGateway
 
 
@@ -23,4 +25,4 @@ def build_app(args: dict[str, Any] | None = None) -> Application:
     """Composes the deployments; per-deployment settings come from the Serve config file."""
     handoff = HandoffOrchestratorDeployment.bind(EngagementAgentDeployment.bind())
     orchestrator = LeadOrchestratorDeployment.bind(TriageAgentDeployment.bind(), handoff)
-    return ApiGateway.bind(orchestrator)
+    return ApiGateway.bind(orchestrator, MemoryConsolidatorDeployment.bind())

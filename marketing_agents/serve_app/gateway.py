@@ -7,6 +7,7 @@ cannot be pickled into the replica (see VERIFIED.md).
 from __future__ import annotations
 
 import asyncio
+from datetime import date
 from typing import Annotated
 from uuid import UUID
 
@@ -18,6 +19,7 @@ from ray.serve.handle import DeploymentHandle
 
 import marketing_agents
 from marketing_agents.domain import LeadDetail, LeadProcessingResult, NewLead
+from marketing_agents.memory.consolidator import ConsolidationReport
 from marketing_agents.serve_app.http_errors import BodyLimit, ErrorResponse, RequireJson, install_error_handlers
 from marketing_agents.serve_app.status import (
     APP_NAME,
@@ -50,8 +52,9 @@ IdempotencyKey = Annotated[
 @serve.deployment(name="ApiGateway")
 @serve.ingress()
 class ApiGateway:
-    def __init__(self, orchestrator: DeploymentHandle) -> None:
+    def __init__(self, orchestrator: DeploymentHandle, consolidator: DeploymentHandle) -> None:
         self._orchestrator = orchestrator
+        self._consolidator = consolidator
         settings = get_settings()
         # The gateway only pings the stores; two connections are plenty.
         self._stores = StoreConnections(settings.model_copy(update={"postgres_pool_size": 2}))
@@ -65,6 +68,9 @@ class ApiGateway:
 
     async def get_lead(self, lead_id: UUID) -> LeadDetail:
         return await self._orchestrator.get_lead.remote(lead_id)
+
+    async def consolidate(self, as_of: date | None) -> ConsolidationReport:
+        return await self._consolidator.run_now.remote(as_of)
 
     async def system_status(self) -> SystemStatus:
         nodes, serve_status, stores = await asyncio.gather(
@@ -109,6 +115,11 @@ def build_api(gateway: ApiGateway) -> FastAPI:
              summary="A stored lead with its triage, handoffs and engagement plan")
     async def read_lead(lead_id: UUID):
         return await gateway.get_lead(lead_id)
+
+    @app.post("/api/v1/memory/consolidate", response_model=ConsolidationReport, responses=ERRORS, tags=["memory"],
+              summary="Run the memory consolidator now (it also runs on its own schedule)")
+    async def consolidate(as_of: date | None = None):
+        return await gateway.consolidate(as_of)
 
     @app.get("/api/v1/system/status", response_model=SystemStatus, tags=["system"],
              summary="Ray nodes, each deployment's replicas, and each store's health")

@@ -12,7 +12,8 @@ from tests.support import lead_payload
 
 pytestmark = pytest.mark.e2e
 
-DEPLOYMENTS = {"ApiGateway", "LeadOrchestrator", "TriageAgent", "HandoffOrchestrator", "EngagementAgent"}
+DEPLOYMENTS = {"ApiGateway", "LeadOrchestrator", "TriageAgent", "HandoffOrchestrator", "EngagementAgent",
+               "MemoryConsolidator"}
 
 
 def test_status_reports_nodes_deployments_with_replicas_and_stores(api):
@@ -85,3 +86,28 @@ def test_ctrl_c_and_stop_leave_nothing_running_and_a_restart_keeps_the_leads(sys
     system.start()  # leave the session's system running for whatever runs next
     with httpx.Client(base_url=system.url, timeout=60) as api:
         assert api.get(f"/api/v1/leads/{lead_id}").status_code == 200
+
+
+def test_the_starter_knowledge_graph_was_loaded_at_start(system):
+    import asyncio
+
+    import asyncpg
+
+    async def counts():
+        conn = await asyncpg.connect(system.dsn)
+        try:
+            return await conn.fetchval("SELECT count(*) FROM kg_nodes"), await conn.fetchval("SELECT count(*) FROM kg_edges")
+        finally:
+            await conn.close()
+
+    nodes, edges = asyncio.run(counts())
+    assert nodes >= 30 and edges >= 100
+
+
+def test_consolidation_on_demand_runs_in_the_cluster(api):
+    first = api.post("/api/v1/memory/consolidate", params={"as_of": "2026-06-30"})
+    assert first.status_code == 200, first.text
+    report = first.json()
+    assert report["as_of"] == "2026-06-30" and report["elapsed_s"] >= 0
+    again = api.post("/api/v1/memory/consolidate", params={"as_of": "2026-06-30"}).json()
+    assert again["episodes_written"] == 0, "a second run finds nothing new"
