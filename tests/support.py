@@ -104,9 +104,9 @@ class InProcessAgents:
     async def triage(self, lead):
         return self.triage_agent.triage(lead, utc_now() - self.triage_delay)
 
-    async def handoff(self, lead, triage, provenance):
+    async def handoff(self, lead, triage, provenance, memory=None):
         now = utc_now()
-        package = self.orchestrator.build_package(lead, triage, provenance, now)
+        package = self.orchestrator.build_package(lead, triage, provenance, now, memory=memory)
         quality = self.orchestrator.assess(package, now)
         if not self.orchestrator.accepts(quality):
             return HandoffOutcome(package, self.orchestrator.record(package, quality, 0, now, accepted=False), None)

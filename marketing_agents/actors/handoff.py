@@ -37,7 +37,7 @@ class HandoffOrchestrator:
 
     def build_package(
         self, lead: Lead, triage: TriageResult, provenance: list[ProvenanceEntry], now: datetime,
-        handoff_id: UUID | None = None,
+        handoff_id: UUID | None = None, memory: dict | None = None,
     ) -> HandoffPackage:
         return HandoffPackage(
             handoff_id=handoff_id or uuid4(),
@@ -45,6 +45,7 @@ class HandoffOrchestrator:
             to_agent=triage.route_to or "",
             lead=lead,
             triage=triage,
+            memory=memory or {},
             provenance=[*provenance, ProvenanceEntry(agent="HandoffOrchestrator", action="packaged", at=now)],
             created_at=now,
         )

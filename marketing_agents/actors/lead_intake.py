@@ -28,6 +28,7 @@ from marketing_agents.domain import (
 )
 from marketing_agents.errors import LeadExists, StorageError
 from marketing_agents.stores.postgres import LeadRepository
+from marketing_agents.memory.manager import UnifiedMemoryManager
 from marketing_agents.memory.short_term import ShortTermMemory
 
 log = logging.getLogger(__name__)
@@ -41,7 +42,7 @@ class HandoffOutcome:
 
 
 TriagePort = Callable[[Lead], Awaitable[TriageResult]]
-HandoffPort = Callable[[Lead, TriageResult, list[ProvenanceEntry]], Awaitable[HandoffOutcome]]
+HandoffPort = Callable[[Lead, TriageResult, list[ProvenanceEntry], dict], Awaitable[HandoffOutcome]]
 
 
 def request_fingerprint(new_lead: NewLead) -> str:
@@ -56,12 +57,14 @@ class LeadIntake:
         handoff: HandoffPort,
         leads: LeadRepository,
         short_term: ShortTermMemory,
+        memory: UnifiedMemoryManager | None = None,
         clock: Callable[[], datetime] = utc_now,
     ) -> None:
         self._triage = triage
         self._handoff = handoff
         self._leads = leads
         self._short_term = short_term
+        self._memory = memory
         self._clock = clock
 
     async def submit(self, new_lead: NewLead, idempotency_key: str | None = None) -> LeadProcessingResult:
@@ -90,7 +93,13 @@ class LeadIntake:
         triage = await self._triage(lead)
         provenance.append(ProvenanceEntry(agent="TriageAgent", action="triaged", at=triage.triaged_at))
 
-        outcome = await self._handoff(lead, triage, provenance) if triage.route_to else None
+        outcome = None
+        if triage.route_to:
+            recalled = await self._memory.recall(lead) if self._memory else None
+            if recalled is not None:
+                provenance.append(ProvenanceEntry(agent="UnifiedMemoryManager", action="recalled", at=self._clock()))
+            memory = recalled.model_dump(mode="json") if recalled else {}
+            outcome = await self._handoff(lead, triage, provenance, memory)
         plan = outcome.plan if outcome else None
         if triage.route_to is None:
             lead.status = LeadStatus.DISQUALIFIED
@@ -120,7 +129,16 @@ class LeadIntake:
         )
         if stored.lead_id == lead.id:
             await self._cache_context(lead, triage, outcome)
+            await self._remember_score(lead, triage)
         return stored
+
+    async def _remember_score(self, lead: Lead, triage: TriageResult) -> None:
+        if self._memory is None:
+            return
+        try:
+            await self._memory.record_score(lead.id, triage.lead_score, triage.triaged_at)
+        except StorageError as exc:
+            log.warning("lead %s stored but its score history was not updated: %s", lead.id, exc)
 
     async def _cache_context(self, lead: Lead, triage: TriageResult, outcome: HandoffOutcome | None) -> None:
         """The cache only speeds agents up; the lead is already safe in PostgreSQL, so a miss is logged."""

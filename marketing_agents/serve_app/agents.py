@@ -32,6 +32,7 @@ from marketing_agents.errors import NotFound
 from marketing_agents.settings import get_settings
 from marketing_agents.stores.connections import StoreConnections
 from marketing_agents.stores.postgres import LeadRepository
+from marketing_agents.memory.actors import memory_manager_on_ray
 from marketing_agents.memory.short_term import ShortTermMemory, TtlPolicy
 from marketing_agents.stores.redis import RedisShortTermStore
 
@@ -70,9 +71,10 @@ class HandoffOrchestratorDeployment:
         self._orchestrator = HandoffOrchestrator(get_settings().handoff_min_quality)
         self._engagement = engagement
 
-    async def handoff(self, lead: Lead, triage: TriageResult, provenance: list[ProvenanceEntry]) -> HandoffOutcome:
+    async def handoff(self, lead: Lead, triage: TriageResult, provenance: list[ProvenanceEntry],
+                      memory: dict) -> HandoffOutcome:
         now = utc_now()
-        package = self._orchestrator.build_package(lead, triage, provenance, now)
+        package = self._orchestrator.build_package(lead, triage, provenance, now, memory=memory)
         quality = self._orchestrator.assess(package, now)
         package_bytes = len(package.model_dump_json().encode())
         if not self._orchestrator.accepts(quality):
@@ -91,6 +93,8 @@ class LeadOrchestratorDeployment:
         self._stores = StoreConnections(self._settings)
         self._triage = triage
         self._handoff = handoff
+        # Created (or found) now, so that the tier actors are up before the first lead needs them.
+        self._memory = memory_manager_on_ray()
         self._intake: LeadIntake | None = None
         self._leads: LeadRepository | None = None
 
@@ -103,8 +107,10 @@ class LeadOrchestratorDeployment:
         if self._intake is None:
             self._intake = LeadIntake(
                 triage=lambda lead: self._triage.triage.remote(lead),
-                handoff=lambda lead, triage, provenance: self._handoff.handoff.remote(lead, triage, provenance),
+                handoff=lambda lead, triage, provenance, memory: self._handoff.handoff.remote(
+                    lead, triage, provenance, memory),
                 leads=await self._repository(),
+                memory=self._memory,
                 short_term=ShortTermMemory(RedisShortTermStore(self._stores.redis()),
                                            TtlPolicy.from_settings(self._settings)),
             )

@@ -156,3 +156,27 @@ async def test_an_unreachable_postgres_is_a_storage_error(migrated, redis_client
     settings = migrated.settings(postgres_dsn="postgresql://postgres@127.0.0.1:1/none")
     with pytest.raises(StorageError, match="cannot connect to PostgreSQL"):
         await create_pool(settings)
+
+
+async def test_the_handoff_package_carries_what_memory_recalled_and_the_score_is_remembered(
+        migrated, pool, repository, redis_client):
+    from marketing_agents.memory.actors import TIER_NAMES, build_tier
+    from marketing_agents.memory.manager import UnifiedMemoryManager
+    from marketing_agents.stores.connections import StoreConnections
+
+    stores = StoreConnections(migrated.settings())
+    tiers = {name: await build_tier(name, migrated.settings(), stores) for name in TIER_NAMES}
+    manager = UnifiedMemoryManager(tiers["short_term"], tiers["long_term"], tiers["episodic"], tiers["semantic"],
+                                   tiers["leads"], deadline_s=5)
+    agents = InProcessAgents()
+    flow = LeadIntake(agents.triage, agents.handoff, repository, tiers["short_term"], memory=manager)
+    try:
+        result = await flow.submit(NewLead(**lead_payload(email="recall@acme-robotics.com")))
+        package = await pool.fetchval("SELECT package FROM handoffs WHERE lead_id = $1", result.lead_id)
+        assert package["memory"]["lead_id"] == str(result.lead_id)
+        assert package["memory"]["missing"] == {}
+        assert "UnifiedMemoryManager" in [p["agent"] for p in package["provenance"]]
+        history = await pool.fetchval("SELECT score_history FROM lead_profiles WHERE lead_id = $1", result.lead_id)
+        assert [h["lead_score"] for h in history] == [result.lead_score]
+    finally:
+        await stores.close()
