@@ -12,6 +12,7 @@ import json
 import sys
 from datetime import date
 from pathlib import Path
+from uuid import UUID
 
 import marketing_agents
 from marketing_agents.errors import ConfigError, MarketingAgentsError
@@ -167,6 +168,55 @@ def _import(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def _with_memory(settings: Settings, action):
+    """Runs ``action(manager)`` with a unified memory manager over in-process tiers."""
+    from marketing_agents.memory.actors import TIER_NAMES, build_tier
+    from marketing_agents.memory.manager import UnifiedMemoryManager
+    from marketing_agents.stores.connections import StoreConnections
+    from marketing_agents.stores.embedded import postgres_dsn_for, redis_url_for
+
+    from pydantic import SecretStr
+
+    resolved = settings.model_copy(update={"postgres_dsn": SecretStr(postgres_dsn_for(settings)),
+                                           "redis_url": SecretStr(redis_url_for(settings)), "postgres_pool_size": 2})
+
+    async def run():
+        stores = StoreConnections(resolved)
+        try:
+            tiers = {name: await build_tier(name, resolved, stores) for name in TIER_NAMES}
+            return await action(UnifiedMemoryManager(tiers["short_term"], tiers["long_term"], tiers["episodic"],
+                                                      tiers["semantic"], tiers["leads"]))
+        finally:
+            await stores.close()
+
+    return asyncio.run(run())
+
+
+def _forget(args: argparse.Namespace, settings: Settings) -> int:
+    removed = _with_memory(settings, lambda memory: memory.forget(args.lead_id))
+    if not removed.get("leads"):
+        print(f"error: no lead with id {args.lead_id}", file=sys.stderr)
+        return 1
+    print(json.dumps({"erased": str(args.lead_id), "removed": removed}, indent=2))
+    return 0
+
+
+def _export(args: argparse.Namespace, settings: Settings) -> int:
+    exported = _with_memory(settings, lambda memory: memory.export(args.lead_id))
+    if exported is None:
+        print(f"error: no lead with id {args.lead_id}", file=sys.stderr)
+        return 1
+    print(json.dumps(exported, indent=2, default=str))
+    return 0
+
+
+def _lead_id(text: str) -> UUID:
+    try:
+        return UUID(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"'{text}' is not a lead id (a UUID)") from None
+
+
 def _iso_date(text: str) -> date:
     try:
         return date.fromisoformat(text)
@@ -218,6 +268,15 @@ def build_parser() -> argparse.ArgumentParser:
     importer.add_argument("--type", metavar="TYPE", help="interaction type for every row, e.g. purchase "
                                                           "(else map a type column)")
     importer.set_defaults(handler=_import)
+    forget = verbs.add_parser("forget", help="erase a lead from every memory tier (the right to be forgotten)",
+                              description="Deletes the lead and every row, key and node about it: PostgreSQL "
+                                          "(lead, triage, handoffs, plans, touchpoints, audit, profile, episodes, "
+                                          "interactions) in one transaction, then its Redis keys.")
+    forget.add_argument("lead_id", type=_lead_id, metavar="LEAD_ID")
+    forget.set_defaults(handler=_forget)
+    export = verbs.add_parser("export", help="print everything every memory tier holds about a lead, as JSON")
+    export.add_argument("lead_id", type=_lead_id, metavar="LEAD_ID")
+    export.set_defaults(handler=_export)
     rfm = verbs.add_parser(
         "rfm", help="recompute every lead's RFM as of a date and write it to a CSV file",
         description="Recency (whole days since the last purchase), frequency (purchases) and monetary value "

@@ -128,7 +128,7 @@ class LeadIntake:
             request_hash=request_hash,
         )
         if stored.lead_id == lead.id:
-            await self._cache_context(lead, triage, outcome)
+            await self._cache_and_announce(lead, triage, outcome)
             await self._remember_score(lead, triage)
         return stored
 
@@ -140,8 +140,17 @@ class LeadIntake:
         except StorageError as exc:
             log.warning("lead %s stored but its score history was not updated: %s", lead.id, exc)
 
-    async def _cache_context(self, lead: Lead, triage: TriageResult, outcome: HandoffOutcome | None) -> None:
-        """The cache only speeds agents up; the lead is already safe in PostgreSQL, so a miss is logged."""
+    async def _cache_and_announce(self, lead: Lead, triage: TriageResult, outcome: HandoffOutcome | None) -> None:
+        """Caches the working context and announces what happened (lead.triaged, handoff.*).
+
+        Both only speed others up; the lead is already safe in PostgreSQL, so a failure is logged.
+        """
+        events = [("leads", "lead.triaged", {"lead_id": str(lead.id), "triage_category": triage.triage_category.value,
+                                              "lead_score": triage.lead_score, "status": lead.status.value})]
+        if outcome is not None:
+            events.append(("handoffs", f"handoff.{outcome.record.status.value}",
+                           {"lead_id": str(lead.id), "handoff_id": str(outcome.record.id),
+                            "quality": outcome.record.quality.score, "to_agent": outcome.record.to_agent}))
         context = {
             "lead": lead.model_dump(mode="json"),
             "triage": triage.model_dump(mode="json"),
@@ -150,5 +159,8 @@ class LeadIntake:
         }
         try:
             await self._short_term.cache_context(lead.id, context)
+            for topic, event_type, payload in events:
+                await self._short_term.publish(topic, event_type, payload)
+                await self._short_term.publish(f"lead:{lead.id}", event_type, payload)
         except StorageError as exc:
-            log.warning("lead %s stored but its context was not cached: %s", lead.id, exc)
+            log.warning("lead %s stored but its context was not cached or announced: %s", lead.id, exc)

@@ -100,3 +100,31 @@ def test_import_with_an_unknown_column_names_it_and_writes_nothing(migrated, tmp
                      "--type", "purchase", env={**os.environ, "MAS_POSTGRES_DSN": migrated.dsn})
     assert result.returncode != 0
     assert "customer_id" in result.stderr
+
+
+def test_export_then_forget_a_lead_from_the_command_line(migrated, tmp_path):
+    import asyncio
+
+    import asyncpg
+
+    async def a_lead() -> str:
+        conn = await asyncpg.connect(migrated.dsn)
+        try:
+            return str(await conn.fetchval(
+                """INSERT INTO leads (id, email, first_name, last_name, company, job_title, industry, company_size,
+                                      country, source, consent, status)
+                   VALUES (gen_random_uuid(), 'gdpr@acme.io', 'G', 'D', 'Co', 'CEO', 'software', 5, 'FR', 'event',
+                           '{}', 'triaged') RETURNING id"""))
+        finally:
+            await conn.close()
+
+    lead_id = asyncio.run(a_lead())
+    env = {**os.environ, "MAS_POSTGRES_DSN": migrated.dsn, "MAS_REDIS_URL": migrated.redis_url}
+    exported = run_cli("export", lead_id, env=env)
+    assert exported.returncode == 0, exported.stderr
+    assert '"email": "gdpr@acme.io"' in exported.stdout
+    forgotten = run_cli("forget", lead_id, env=env)
+    assert forgotten.returncode == 0 and '"leads": 1' in forgotten.stdout
+    again = run_cli("export", lead_id, env=env)
+    assert again.returncode == 1 and f"no lead with id {lead_id}" in again.stderr
+    assert run_cli("forget", "not-a-uuid", env=env).returncode == 2

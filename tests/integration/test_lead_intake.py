@@ -7,6 +7,7 @@ classes, so these tests pin down storage behaviour without a Ray cluster.
 from __future__ import annotations
 
 import asyncio
+import json
 from datetime import timedelta
 
 import pytest
@@ -180,3 +181,22 @@ async def test_the_handoff_package_carries_what_memory_recalled_and_the_score_is
         assert [h["lead_score"] for h in history] == [result.lead_score]
     finally:
         await stores.close()
+
+
+async def test_every_replica_can_announce_a_lead_on_the_event_bus(repository, redis_client):
+    from marketing_agents.memory.short_term import event_channel
+
+    subscriber = redis_client.pubsub()
+    await subscriber.subscribe(event_channel("leads"), event_channel("handoffs"))
+    for _ in range(2):
+        assert (await subscriber.get_message(timeout=5))["type"] == "subscribe"
+    result = await intake(repository, redis_client, InProcessAgents()).submit(
+        NewLead(**lead_payload(email="events@acme-robotics.com")))
+    received = []
+    while len(received) < 2:
+        message = await subscriber.get_message(ignore_subscribe_messages=True, timeout=5)
+        assert message is not None, "an event was not published"
+        received.append(json.loads(message["data"]))
+    assert [e["type"] for e in received] == ["lead.triaged", "handoff.completed"]
+    assert all(e["payload"]["lead_id"] == str(result.lead_id) for e in received)
+    await subscriber.aclose()
