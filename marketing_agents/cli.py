@@ -69,22 +69,10 @@ def _status(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _migrate(args: argparse.Namespace, settings: Settings) -> int:
-    import asyncpg
-
     from marketing_agents.stores.embedded import postgres_dsn_for
-    from marketing_agents.stores.migrations import apply_migrations
+    from marketing_agents.stores.migrations import describe, migrate
 
-    dsn = postgres_dsn_for(settings)
-
-    async def migrate() -> list[int]:
-        conn = await asyncpg.connect(dsn)
-        try:
-            return await apply_migrations(conn)
-        finally:
-            await conn.close()
-
-    applied = asyncio.run(migrate())
-    print(f"applied: {', '.join(f'{v:04d}' for v in applied)}" if applied else "schema up to date")
+    print(describe(asyncio.run(migrate(postgres_dsn_for(settings)))))
     return 0
 
 
@@ -170,12 +158,12 @@ def _import(args: argparse.Namespace, settings: Settings) -> int:
 
 def _with_memory(settings: Settings, action):
     """Runs ``action(manager)`` with a unified memory manager over in-process tiers."""
+    from pydantic import SecretStr
+
     from marketing_agents.memory.actors import TIER_NAMES, build_tier
     from marketing_agents.memory.manager import UnifiedMemoryManager
     from marketing_agents.stores.connections import StoreConnections
     from marketing_agents.stores.embedded import postgres_dsn_for, redis_url_for
-
-    from pydantic import SecretStr
 
     resolved = settings.model_copy(update={"postgres_dsn": SecretStr(postgres_dsn_for(settings)),
                                            "redis_url": SecretStr(redis_url_for(settings)), "postgres_pool_size": 2})

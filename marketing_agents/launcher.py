@@ -36,7 +36,7 @@ from marketing_agents.errors import ConfigError, MarketingAgentsError
 from marketing_agents.serve_app.status import APP_NAME
 from marketing_agents.settings import Settings
 from marketing_agents.stores.embedded import EmbeddedPostgres, EmbeddedValkey
-from marketing_agents.stores.migrations import apply_migrations
+from marketing_agents.stores.migrations import describe, migrate
 
 RUN_FILE = "run.json"
 T = TypeVar("T")
@@ -119,7 +119,7 @@ class Launcher:
 
         dsn = self._start_postgres()
         redis_url = self._start_redis()
-        self._step("schema migrations", lambda: self._migrate(dsn))
+        self._step("schema migrations", lambda: describe(asyncio.run(migrate(dsn))))
         self._step("knowledge graph", lambda: asyncio.run(self._load_starter_graph(dsn)))
         # Serve replicas inherit this environment from the Ray processes started below.
         os.environ.update({"MAS_POSTGRES_DSN": dsn, "MAS_REDIS_URL": redis_url, "MAS_DATA_DIR": str(self.data_dir)})
@@ -202,17 +202,6 @@ class Launcher:
         self._info.valkey_pid = self._valkey.pid()
         self._info.write()
         return url
-
-    def _migrate(self, dsn: str) -> str:
-        async def migrate() -> list[int]:
-            conn = await asyncpg.connect(dsn)
-            try:
-                return await apply_migrations(conn)
-            finally:
-                await conn.close()
-
-        applied = asyncio.run(migrate())
-        return f"applied {', '.join(f'{v:04d}' for v in applied)}" if applied else "schema up to date"
 
     async def _load_starter_graph(self, dsn: str) -> str:
         from marketing_agents.memory.semantic import SemanticMemory, graph_store_for

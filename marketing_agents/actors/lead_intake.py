@@ -27,9 +27,9 @@ from marketing_agents.domain import (
     utc_now,
 )
 from marketing_agents.errors import LeadExists, StorageError
-from marketing_agents.stores.postgres import LeadRepository
 from marketing_agents.memory.manager import UnifiedMemoryManager
 from marketing_agents.memory.short_term import ShortTermMemory
+from marketing_agents.stores.postgres import LeadRepository
 
 log = logging.getLogger(__name__)
 

@@ -15,9 +15,9 @@ Steps, each idempotent and committed on its own:
 from __future__ import annotations
 
 import logging
-from dataclasses import replace
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import date
 
 from pydantic import BaseModel

@@ -29,11 +29,11 @@ from marketing_agents.domain import (
     utc_now,
 )
 from marketing_agents.errors import NotFound
+from marketing_agents.memory.actors import memory_manager_on_ray
+from marketing_agents.memory.short_term import ShortTermMemory, TtlPolicy
 from marketing_agents.settings import get_settings
 from marketing_agents.stores.connections import StoreConnections
 from marketing_agents.stores.postgres import LeadRepository
-from marketing_agents.memory.actors import memory_manager_on_ray
-from marketing_agents.memory.short_term import ShortTermMemory, TtlPolicy
 from marketing_agents.stores.redis import RedisShortTermStore
 
 

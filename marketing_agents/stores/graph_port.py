@@ -18,6 +18,15 @@ from marketing_agents.domain.graph import (
     Neighbour,
     RelationType,
 )
+from marketing_agents.errors import RequestError
+
+MAX_DEPTH = 6
+
+
+def check_depth(depth: int) -> None:
+    """Both adapters refuse the same depths, with the same error."""
+    if not 1 <= depth <= MAX_DEPTH:
+        raise RequestError(f"depth must be between 1 and {MAX_DEPTH}, got {depth}", {"depth": depth})
 
 
 class KnowledgeGraphStore(Protocol):

@@ -91,3 +91,16 @@ async def apply_migrations(conn: asyncpg.Connection, migrations: list[Migration]
     finally:
         await conn.execute("SELECT pg_advisory_unlock($1)", _LOCK_ID)
     return applied_now
+
+
+async def migrate(dsn: str) -> list[int]:
+    """Connects to ``dsn``, applies what is pending and returns the versions applied."""
+    conn = await asyncpg.connect(dsn)
+    try:
+        return await apply_migrations(conn)
+    finally:
+        await conn.close()
+
+
+def describe(applied: list[int]) -> str:
+    return f"applied: {', '.join(f'{v:04d}' for v in applied)}" if applied else "schema up to date"

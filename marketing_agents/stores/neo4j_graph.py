@@ -20,20 +20,15 @@ from marketing_agents.domain.graph import (
     Neighbour,
     RelationType,
 )
-from marketing_agents.errors import RequestError, StorageError
+from marketing_agents.errors import StorageError
+from marketing_agents.stores.graph_port import MAX_DEPTH, check_depth
 
 BATCH = 5000
-MAX_DEPTH = 6
 
 
 def _node(record) -> GraphNode:
     return GraphNode(id=record["id"], kind=record["kind"], name=record["name"],
                      properties=dict(record.get("properties") or {}))
-
-
-def _check_depth(depth: int) -> None:
-    if not 1 <= depth <= MAX_DEPTH:
-        raise RequestError(f"depth must be between 1 and {MAX_DEPTH}, got {depth}", {"depth": depth})
 
 
 _NODE_FIELDS = "{id: n.id, kind: n.kind, name: n.name, properties: n.properties_json}"
@@ -84,8 +79,8 @@ class Neo4jGraphStore:
                 rows = [e.model_dump(mode="json") for e in group[start:start + BATCH]]
                 missing = await self._run(
                     "write graph relationships",
-                    f"""UNWIND $rows AS row
-                        OPTIONAL MATCH (a:Entity {{id: row.source}}) OPTIONAL MATCH (b:Entity {{id: row.target}})
+                    """UNWIND $rows AS row
+                        OPTIONAL MATCH (a:Entity {id: row.source}) OPTIONAL MATCH (b:Entity {id: row.target})
                         WITH row, a, b WHERE a IS NULL OR b IS NULL
                         RETURN CASE WHEN a IS NULL THEN row.source ELSE row.target END AS id LIMIT 1""",
                     rows=rows)
@@ -106,7 +101,7 @@ class Neo4jGraphStore:
         return _node(_parsed(records[0]["n"])) if records else None
 
     async def neighbours(self, node_id: str, depth: int, types: list[RelationType] | None = None) -> list[Neighbour]:
-        _check_depth(depth)
+        check_depth(depth)
         pattern = "|".join(t.value for t in types) if types else ""
         rel = f":{pattern}" if pattern else ""
         records = await self._run(
@@ -118,7 +113,7 @@ class Neo4jGraphStore:
         return [Neighbour(node=_node(_parsed(r["n"])), distance=r["distance"]) for r in records]
 
     async def shortest_path(self, source: str, target: str, max_depth: int = MAX_DEPTH) -> GraphPath | None:
-        _check_depth(max_depth)
+        check_depth(max_depth)
         if source == target:
             node = await self.node(source)
             return GraphPath(nodes=[node], edges=[]) if node else None

@@ -16,11 +16,11 @@ from marketing_agents.domain.graph import (
     Neighbour,
     RelationType,
 )
-from marketing_agents.errors import RequestError, StorageError
+from marketing_agents.errors import StorageError
+from marketing_agents.stores.graph_port import MAX_DEPTH, check_depth
 from marketing_agents.stores.postgres import translated_errors
 
 BATCH = 5000
-MAX_DEPTH = 6
 
 _UNDIRECTED = """
     SELECT source AS a, target AS b, source, target, type FROM kg_edges
@@ -35,11 +35,6 @@ def _node(row: asyncpg.Record) -> GraphNode:
 def _edge(row: asyncpg.Record) -> GraphEdge:
     return GraphEdge(source=row["source"], target=row["target"], type=row["type"], weight=row["weight"],
                      provenance=row["provenance"])
-
-
-def _check_depth(depth: int) -> None:
-    if not 1 <= depth <= MAX_DEPTH:
-        raise RequestError(f"depth must be between 1 and {MAX_DEPTH}, got {depth}", {"depth": depth})
 
 
 class PostgresGraphStore:
@@ -87,7 +82,7 @@ class PostgresGraphStore:
         return _node(row) if row else None
 
     async def neighbours(self, node_id: str, depth: int, types: list[RelationType] | None = None) -> list[Neighbour]:
-        _check_depth(depth)
+        check_depth(depth)
         type_names = [t.value for t in types] if types else None
         async with translated_errors("traverse the graph"):
             rows = await self._pool.fetch(
@@ -106,7 +101,7 @@ class PostgresGraphStore:
         return [Neighbour(node=_node(r), distance=r["distance"]) for r in rows]
 
     async def shortest_path(self, source: str, target: str, max_depth: int = MAX_DEPTH) -> GraphPath | None:
-        _check_depth(max_depth)
+        check_depth(max_depth)
         async with translated_errors("find a path"), self._pool.acquire() as conn:
             row = await conn.fetchrow(
                 f"""WITH RECURSIVE edges AS ({_UNDIRECTED}),
