@@ -6,10 +6,11 @@ Steps, each idempotent and committed on its own:
    episodes, a batch of leads at a time; the cursor moves in the transaction that stores each batch,
    so a run killed midway resumes after the last batch it committed;
 2. rfm: every lead's RFM as of the reference date (long-term memory);
-3. patterns: success patterns per segment (episodic memory) and learned CONVERTS_TO / PRECEDES weights
-   (semantic memory), recomputed from all episodes, so a rerun writes the same values;
+3. patterns: success patterns, lessons and best practices per segment (episodic memory) and learned
+   CONVERTS_TO / PRECEDES weights (semantic memory), recomputed from all episodes, so a rerun writes the
+   same values, and insights no longer supported are pruned;
 4. short-term to long-term: the working context of leads still cached becomes part of their profile;
-5. optimisation: expired idempotency keys go, patterns no longer supported are pruned.
+5. optimisation: expired idempotency keys go.
 """
 
 from __future__ import annotations
@@ -91,11 +92,9 @@ class Consolidator:
         insights, edges = mine_patterns(await self.store.all_episodes())
         for insight in insights:
             await self.episodic.learn(insight)
-        keep: dict[str, set[str]] = {}
-        for insight in insights:
-            keep.setdefault(insight.segment, set()).add(insight.title)
         report.patterns = len(insights)
-        report.patterns_pruned = await self.store.replace_consolidator_patterns(keep)
+        report.patterns_pruned = await self.store.prune_insights(
+            {(i.kind.value, i.segment, i.title) for i in insights})
 
         # Only the channels the agents use; an industry learned from data joins the graph as a new node.
         edges = [e for e in edges
@@ -106,7 +105,7 @@ class Consolidator:
                      for end in ends if await self.semantic.store.node(end) is None]
         await self.semantic.learn(new_nodes, edges)
         report.graph_weights = len(edges)
-        self.progress(f"patterns: {report.patterns} success patterns, {report.graph_weights} graph weights")
+        self.progress(f"patterns: {report.patterns} insights, {report.graph_weights} graph weights")
 
     async def _keep_working_contexts(self) -> int:
         """Short-term to long-term: what triage concluded stays in the profile after the cache expires."""

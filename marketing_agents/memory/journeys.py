@@ -99,6 +99,41 @@ def channel_sequence(episode: Episode) -> tuple[str, ...]:
     return tuple(sequence)
 
 
+def _segment_insights(segment: str, group: list[Episode]) -> list[Insight]:
+    """Success patterns (sequences that converted), lessons (sequences that never did) and the best
+    practice (the opening channel that converts best), each only with enough journeys behind it."""
+    insights: list[Insight] = []
+    seen = Counter(channel_sequence(e) for e in group if channel_sequence(e))
+    won = Counter(channel_sequence(e) for e in group if e.outcome is EpisodeOutcome.CONVERTED and channel_sequence(e))
+    for sequence, journeys in sorted(seen.items()):
+        path = " -> ".join(sequence)
+        support = won[sequence]
+        if support >= MIN_PATTERN_SUPPORT:
+            rate = support / journeys
+            insights.append(Insight(
+                kind=InsightKind.SUCCESS_PATTERN, segment=segment, title=path,
+                description=f"{support} of {journeys} journeys through {path} converted ({rate:.0%})",
+                support=support, confidence=round(rate, 4), evidence={"converted": support, "journeys": journeys}))
+        elif support == 0 and journeys >= MIN_PATTERN_SUPPORT:
+            insights.append(Insight(
+                kind=InsightKind.LESSON, segment=segment, title=f"{path} did not convert",
+                description=f"none of {journeys} journeys through {path} converted; try another sequence",
+                support=journeys, confidence=round(1 - 1 / (journeys + 1), 4), evidence={"journeys": journeys}))
+    openers = Counter(channel_sequence(e)[0] for e in group if channel_sequence(e))
+    opened_won = Counter(channel_sequence(e)[0] for e in group
+                         if channel_sequence(e) and e.outcome is EpisodeOutcome.CONVERTED)
+    rates = {c: opened_won[c] / n for c, n in openers.items() if n >= MIN_WEIGHT_SUPPORT}
+    if rates and max(rates.values()) > 0:
+        best = max(sorted(rates), key=lambda c: rates[c])
+        insights.append(Insight(
+            kind=InsightKind.BEST_PRACTICE, segment=segment, title="opening channel",
+            description=f"open with {best}: {opened_won[best]} of {openers[best]} journeys that began there converted "
+                        f"({rates[best]:.0%})",
+            support=openers[best], confidence=round(rates[best], 4),
+            evidence={c: {"journeys": openers[c], "converted": opened_won[c]} for c in sorted(rates)}))
+    return insights
+
+
 def mine_patterns(episodes: list[dict[str, Any]] | list[Episode]) -> tuple[list[Insight], list[GraphEdge]]:
     """Success patterns per segment, and CONVERTS_TO / PRECEDES weights learned from outcomes."""
     by_segment: dict[str, list[Episode]] = defaultdict(list)
@@ -107,19 +142,7 @@ def mine_patterns(episodes: list[dict[str, Any]] | list[Episode]) -> tuple[list[
 
     insights: list[Insight] = []
     for segment, group in sorted(by_segment.items()):
-        seen = Counter(channel_sequence(e) for e in group if channel_sequence(e))
-        won = Counter(channel_sequence(e) for e in group if e.outcome is EpisodeOutcome.CONVERTED and channel_sequence(e))
-        for sequence, support in sorted(won.items()):
-            if support < MIN_PATTERN_SUPPORT:
-                continue
-            rate = support / seen[sequence]
-            insights.append(Insight(
-                kind=InsightKind.SUCCESS_PATTERN, segment=segment, title=" -> ".join(sequence),
-                description=f"{support} of {seen[sequence]} journeys through {' -> '.join(sequence)} converted "
-                            f"({rate:.0%})",
-                support=support, confidence=round(rate, 4),
-                evidence={"converted": support, "journeys": seen[sequence]},
-            ))
+        insights += _segment_insights(segment, group)
 
     edges: list[GraphEdge] = []
     touched: Counter[tuple[str, str]] = Counter()

@@ -95,16 +95,17 @@ class PostgresConsolidationStore:
                 "FROM episodes ORDER BY id")
         return [Episode.model_validate(dict(r)) for r in rows]
 
-    async def replace_consolidator_patterns(self, keep_titles: dict[str, set[str]]) -> int:
-        """Prunes success patterns no longer seen in any segment; returns how many went."""
-        async with translated_errors("prune patterns"):
-            rows = await self._pool.fetch("SELECT segment, title FROM episodic_insights WHERE kind = 'success_pattern'")
-            stale = [(r["segment"], r["title"]) for r in rows if r["title"] not in keep_titles.get(r["segment"], set())]
+    async def prune_insights(self, keep: set[tuple[str, str, str]]) -> int:
+        """Deletes the insights (kind, segment, title) that the latest mining no longer supports."""
+        async with translated_errors("prune insights"):
+            rows = await self._pool.fetch("SELECT kind, segment, title FROM episodic_insights")
+            stale = [(r["kind"], r["segment"], r["title"]) for r in rows
+                     if (r["kind"], r["segment"], r["title"]) not in keep]
             if stale:
                 await self._pool.execute(
-                    """DELETE FROM episodic_insights WHERE kind = 'success_pattern' AND (segment, title) IN
-                       (SELECT * FROM unnest($1::text[], $2::text[]))""",
-                    [s for s, _ in stale], [t for _, t in stale])
+                    """DELETE FROM episodic_insights WHERE (kind, segment, title) IN
+                       (SELECT * FROM unnest($1::text[], $2::text[], $3::text[]))""",
+                    [k for k, _, _ in stale], [s for _, s, _ in stale], [t for _, _, t in stale])
         return len(stale)
 
     async def expire_idempotency_keys(self) -> int:

@@ -41,7 +41,9 @@ class RunningSystem:
             "MAS_EMBEDDED_VALKEY_PORT": str(self.valkey_port),
             "MAS_LOAD_DEMO_DATA": "false",
         }
-        for inherited in ("MAS_POSTGRES_DSN", "MAS_REDIS_URL", "RAY_ADDRESS"):
+        # The run uses its own embedded stores and graph; a Neo4j given to the contract suite (which
+        # clears it between tests) is not this system's.
+        for inherited in ("MAS_POSTGRES_DSN", "MAS_REDIS_URL", "MAS_NEO4J_URI", "RAY_ADDRESS"):
             self.env.pop(inherited, None)
         self.process: subprocess.Popen | None = None
         self.log_path = data_dir / "run.log"
