@@ -217,8 +217,7 @@ class Launcher:
             total_nodes, total_edges = await store.counts()
             return f"{where} graph in place: {total_nodes} nodes, {total_edges} relationships"
         finally:
-            if hasattr(store, "close"):
-                await store.close()
+            await store.close()
             await pool.close()
 
     def _start_ray(self) -> str:

@@ -101,8 +101,9 @@ class InProcessAgents:
         self.fail_engagement = fail_engagement
         self.engagement_calls = 0
 
-    async def triage(self, lead):
-        return self.triage_agent.triage(lead, utc_now() - self.triage_delay)
+    async def triage(self, lead, duplicate_of=None):
+        enrichment = self.triage_agent.enricher.enrich(lead, duplicate_of)
+        return self.triage_agent.triage(lead, utc_now() - self.triage_delay, enrichment)
 
     async def handoff(self, lead, triage, provenance, memory=None):
         now = utc_now()

@@ -12,8 +12,9 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
-from uuid import uuid4
+from uuid import UUID, uuid4
 
+from marketing_agents.actors.triage import ENGAGEMENT_AGENT
 from marketing_agents.domain import (
     EngagementPlan,
     HandoffPackage,
@@ -41,7 +42,7 @@ class HandoffOutcome:
     plan: EngagementPlan | None
 
 
-TriagePort = Callable[[Lead], Awaitable[TriageResult]]
+TriagePort = Callable[[Lead, UUID | None], Awaitable[TriageResult]]
 HandoffPort = Callable[[Lead, TriageResult, list[ProvenanceEntry], dict], Awaitable[HandoffOutcome]]
 
 
@@ -90,11 +91,12 @@ class LeadIntake:
         received_at = self._clock()
         lead = Lead(**new_lead.model_dump(), id=uuid4(), created_at=received_at)
         provenance = [ProvenanceEntry(agent="LeadOrchestrator", action="received", at=received_at)]
-        triage = await self._triage(lead)
+        duplicate_of = await self._leads.lead_id_for_email(lead.email)
+        triage = await self._triage(lead, duplicate_of)
         provenance.append(ProvenanceEntry(agent="TriageAgent", action="triaged", at=triage.triaged_at))
 
         outcome = None
-        if triage.route_to:
+        if triage.route_to == ENGAGEMENT_AGENT:
             recalled = await self._memory.recall(lead) if self._memory else None
             if recalled is not None:
                 provenance.append(ProvenanceEntry(agent="UnifiedMemoryManager", action="recalled", at=self._clock()))
@@ -103,7 +105,7 @@ class LeadIntake:
         plan = outcome.plan if outcome else None
         if triage.route_to is None:
             lead.status = LeadStatus.DISQUALIFIED
-        elif plan is None:
+        elif plan is None:  # held for human review: a duplicate, or a package not good enough to hand off
             lead.status = LeadStatus.NEEDS_REVIEW
         else:
             lead.status = LeadStatus.ENGAGED

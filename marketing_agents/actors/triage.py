@@ -10,18 +10,13 @@ import re
 from dataclasses import dataclass
 from datetime import datetime
 
+from marketing_agents.actors.enrichment import Enricher
 from marketing_agents.domain import Lead, ScoreFactor, TriageCategory, TriageResult
+from marketing_agents.domain.triage import LeadEnrichment
 
 SCORING_MODEL = "rules-v1"
 ENGAGEMENT_AGENT = "EngagementAgent"
-
-FREE_EMAIL_DOMAINS = frozenset(
-    {
-        "gmail.com", "googlemail.com", "yahoo.com", "yahoo.co.uk", "hotmail.com", "outlook.com", "live.com",
-        "msn.com", "icloud.com", "me.com", "aol.com", "proton.me", "protonmail.com", "gmx.de", "gmx.net",
-        "web.de", "mail.ru", "yandex.ru", "qq.com", "163.com", "126.com", "zoho.com", "mail.com",
-    }
-)
+HUMAN_REVIEW = "HumanReview"  # the queue people work through in the CRM
 
 # Ordered: the first rule with a keyword among the title's words wins ("Director" is not "cto",
 # and "Vice President" is a VP before it is a president).
@@ -38,7 +33,7 @@ TARGET_INDUSTRIES = frozenset(
     {
         "software", "saas", "technology", "information technology", "financial services", "fintech", "banking",
         "insurance", "healthcare", "manufacturing", "retail", "ecommerce", "e-commerce", "telecommunications",
-        "professional services", "logistics", "media",
+        "professional services", "professional_services", "logistics", "media",
     }
 )
 
@@ -65,12 +60,7 @@ FIT_WEIGHT = 0.6
 ENGAGEMENT_WEIGHT = 0.4
 
 
-def company_size_points(employees: int) -> tuple[str, float]:
-    for upper, band, points in ((10, "1-10", 5.0), (50, "11-50", 12.0), (200, "51-200", 20.0),
-                                (1000, "201-1000", 25.0), (5000, "1001-5000", 25.0)):
-        if employees <= upper:
-            return band, points
-    return "5000+", 22.0
+SIZE_POINTS = {"1-10": 5.0, "11-50": 12.0, "51-200": 20.0, "201-1000": 25.0, "1001-5000": 25.0, "5000+": 22.0}
 
 
 @dataclass(frozen=True)
@@ -87,16 +77,22 @@ class TriageThresholds:
 class TriageAgent:
     """Scores, classifies and routes a lead. Deterministic: the same lead always gets the same answer."""
 
-    def __init__(self, thresholds: TriageThresholds) -> None:
+    def __init__(self, thresholds: TriageThresholds, enricher: Enricher | None = None) -> None:
         self.thresholds = thresholds
+        self.enricher = enricher or Enricher()
 
-    def triage(self, lead: Lead, now: datetime) -> TriageResult:
-        fit = self._fit_factors(lead)
+    def triage(self, lead: Lead, now: datetime, enrichment: LeadEnrichment | None = None) -> TriageResult:
+        enrichment = enrichment or self.enricher.enrich(lead)
+        fit = self._fit_factors(lead, enrichment)
         engagement = self._engagement_factors(lead)
         fit_score = min(100.0, sum(f.points for f in fit))
         engagement_score = min(100.0, sum(f.points for f in engagement))
         lead_score = round(FIT_WEIGHT * fit_score + ENGAGEMENT_WEIGHT * engagement_score, 1)
         category, reason = self._classify(lead, lead_score)
+        route_to = None if category is TriageCategory.DISQUALIFIED else ENGAGEMENT_AGENT
+        if enrichment.duplicate_of is not None and route_to is not None:
+            route_to = HUMAN_REVIEW
+            reason += f"; held for review as a possible duplicate of lead {enrichment.duplicate_of}"
         return TriageResult(
             lead_id=lead.id,
             lead_score=lead_score,
@@ -105,8 +101,9 @@ class TriageAgent:
             triage_category=category,
             reason=reason,
             factors=sorted(fit + engagement, key=lambda f: -f.points),
-            route_to=None if category is TriageCategory.DISQUALIFIED else ENGAGEMENT_AGENT,
+            route_to=route_to,
             scoring_model=SCORING_MODEL,
+            enrichment=enrichment,
             triaged_at=now,
         )
 
@@ -122,17 +119,17 @@ class TriageAgent:
             return TriageCategory.NURTURE, f"lead_score {lead_score} is at least the nurture threshold {t.nurture_min}"
         return TriageCategory.DISQUALIFIED, f"lead_score {lead_score} is below the nurture threshold {t.nurture_min}"
 
-    def _fit_factors(self, lead: Lead) -> list[ScoreFactor]:
-        band, size_points = company_size_points(lead.company_size)
+    def _fit_factors(self, lead: Lead, enrichment: LeadEnrichment) -> list[ScoreFactor]:
+        band = enrichment.company_size_band
+        size_points = SIZE_POINTS[band]
         title_words = " ".join(re.findall(r"[a-z0-9]+", lead.job_title.lower()))
         seniority, seniority_points = next(
             ((name, points) for name, words, points in SENIORITY_RULES
              if any(re.search(rf"\b{re.escape(w)}\b", title_words) for w in words)),
             ("individual contributor", DEFAULT_SENIORITY_POINTS),
         )
-        industry = lead.industry.lower()
-        in_target = industry in TARGET_INDUSTRIES
-        free_email = lead.email_domain in FREE_EMAIL_DOMAINS
+        in_target = lead.industry.lower() in TARGET_INDUSTRIES or enrichment.industry in TARGET_INDUSTRIES
+        free_email = enrichment.email_domain_type == "free"
         return [
             ScoreFactor(name="company_size", points=size_points,
                         explanation=f"{lead.company_size} employees ({band} band)"),

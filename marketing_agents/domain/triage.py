@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from enum import StrEnum
+from typing import Literal
 from uuid import UUID
 
 from pydantic import Field
@@ -26,6 +27,19 @@ class ScoreFactor(DomainModel):
     explanation: Text
 
 
+class LeadEnrichment(DomainModel):
+    """What triage inferred about the lead without asking any outside service."""
+
+    email_domain: str
+    email_domain_type: Literal["free", "corporate"]
+    company_size_band: str
+    industry: str = Field(description="Normalised through the knowledge graph's synonyms when it knows the term.")
+    industry_known: bool
+    region: str = Field(description="EMEA, AMER, APAC or unknown.")
+    timezone: str = Field(description="IANA time zone of the lead's country, e.g. 'Europe/Berlin'.")
+    duplicate_of: UUID | None = Field(default=None, description="An earlier lead with the same email address.")
+
+
 class TriageResult(DomainModel):
     lead_id: UUID
     lead_score: Score100 = Field(description="0..100, higher means more likely to buy soon.")
@@ -36,4 +50,5 @@ class TriageResult(DomainModel):
     factors: list[ScoreFactor] = Field(default_factory=list)
     route_to: str | None = Field(description="The agent that takes the lead next; None when nobody does.")
     scoring_model: str = Field(description="Which scorer produced lead_score, e.g. 'rules-v1'.")
+    enrichment: LeadEnrichment | None = None
     triaged_at: datetime

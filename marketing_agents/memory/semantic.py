@@ -58,6 +58,12 @@ class SemanticMemory:
         if edges:
             await self.store.upsert_edges(edges)
 
+    async def industry_synonyms(self) -> dict[str, str]:
+        """Every spelling of an industry the graph knows -> the industry's key."""
+        from marketing_agents.actors.enrichment import industry_synonyms
+
+        return industry_synonyms(await self.store.nodes_of_kind(NodeKind.INDUSTRY))
+
     async def neighbours(self, node_id: str, depth: int = 1, types: list[RelationType] | None = None) -> list[Neighbour]:
         return await self.store.neighbours(node_id, depth, types)
 

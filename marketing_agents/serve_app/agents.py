@@ -15,6 +15,7 @@ from ray import serve
 from ray.serve.handle import DeploymentHandle
 
 from marketing_agents.actors.engagement import EngagementAgent
+from marketing_agents.actors.enrichment import Enricher
 from marketing_agents.actors.handoff import HandoffOrchestrator
 from marketing_agents.actors.lead_intake import HandoffOutcome, LeadIntake
 from marketing_agents.actors.triage import TriageAgent, TriageThresholds
@@ -30,6 +31,7 @@ from marketing_agents.domain import (
 )
 from marketing_agents.errors import NotFound
 from marketing_agents.memory.actors import memory_manager_on_ray
+from marketing_agents.memory.semantic import SemanticMemory, graph_store_for
 from marketing_agents.memory.short_term import ShortTermMemory, TtlPolicy
 from marketing_agents.settings import get_settings
 from marketing_agents.stores.connections import StoreConnections
@@ -47,12 +49,21 @@ class PackageRef:
 
 @serve.deployment(name="TriageAgent")
 class TriageAgentDeployment:
-    def __init__(self) -> None:
+    async def __init__(self) -> None:
         s = get_settings()
-        self._agent = TriageAgent(TriageThresholds(s.triage_hot_min, s.triage_warm_min, s.triage_nurture_min))
+        # Industry spellings come from the knowledge graph, read once per replica.
+        stores = StoreConnections(s.model_copy(update={"postgres_pool_size": 1}))
+        graph = graph_store_for(s, await stores.pool())
+        try:
+            synonyms = await SemanticMemory(graph).industry_synonyms()
+        finally:
+            await graph.close()
+            await stores.close()
+        self._agent = TriageAgent(TriageThresholds(s.triage_hot_min, s.triage_warm_min, s.triage_nurture_min),
+                                  Enricher(synonyms))
 
-    def triage(self, lead: Lead) -> TriageResult:
-        return self._agent.triage(lead, utc_now())
+    def triage(self, lead: Lead, duplicate_of: UUID | None = None) -> TriageResult:
+        return self._agent.triage(lead, utc_now(), self._agent.enricher.enrich(lead, duplicate_of))
 
 
 @serve.deployment(name="EngagementAgent")
@@ -106,7 +117,7 @@ class LeadOrchestratorDeployment:
     async def _lead_intake(self) -> LeadIntake:
         if self._intake is None:
             self._intake = LeadIntake(
-                triage=lambda lead: self._triage.triage.remote(lead),
+                triage=lambda lead, duplicate_of: self._triage.triage.remote(lead, duplicate_of),
                 handoff=lambda lead, triage, provenance, memory: self._handoff.handoff.remote(
                     lead, triage, provenance, memory),
                 leads=await self._repository(),

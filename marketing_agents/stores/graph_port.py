@@ -16,6 +16,7 @@ from marketing_agents.domain.graph import (
     GraphNode,
     GraphPath,
     Neighbour,
+    NodeKind,
     RelationType,
 )
 from marketing_agents.errors import RequestError
@@ -41,6 +42,9 @@ class KnowledgeGraphStore(Protocol):
 
     async def node(self, node_id: str) -> GraphNode | None: ...
 
+    async def nodes_of_kind(self, kind: NodeKind) -> list[GraphNode]:
+        """Every node of one kind, ordered by id."""
+
     async def neighbours(
         self, node_id: str, depth: int, types: list[RelationType] | None = None
     ) -> list[Neighbour]:
@@ -57,3 +61,6 @@ class KnowledgeGraphStore(Protocol):
 
     async def clear(self) -> None:
         """Removes every node and relationship (tests and re-seeding only)."""
+
+    async def close(self) -> None:
+        """Releases the backend's connections (PostgreSQL: the pool belongs to the caller, nothing to do)."""

@@ -18,6 +18,7 @@ from marketing_agents.domain.graph import (
     GraphNode,
     GraphPath,
     Neighbour,
+    NodeKind,
     RelationType,
 )
 from marketing_agents.errors import StorageError
@@ -99,6 +100,12 @@ class Neo4jGraphStore:
         records = await self._run("read a graph node", f"MATCH (n:Entity {{id: $id}}) RETURN {_NODE_FIELDS} AS n",
                                   id=node_id)
         return _node(_parsed(records[0]["n"])) if records else None
+
+    async def nodes_of_kind(self, kind: NodeKind) -> list[GraphNode]:
+        records = await self._run("read graph nodes",
+                                  f"MATCH (n:Entity {{kind: $kind}}) RETURN {_NODE_FIELDS} AS n ORDER BY n.id",
+                                  kind=kind.value)
+        return [_node(_parsed(r["n"])) for r in records]
 
     async def neighbours(self, node_id: str, depth: int, types: list[RelationType] | None = None) -> list[Neighbour]:
         check_depth(depth)

@@ -90,6 +90,12 @@ class LeadRepository:
             )
         return None if row is None else _stored_answer(row, key, request_hash)
 
+    async def lead_id_for_email(self, email: str) -> UUID | None:
+        """The earliest stored lead with this email address, if any (duplicate detection)."""
+        async with translated_errors("look up a lead"):
+            return await self._pool.fetchval(
+                "SELECT id FROM leads WHERE email = $1 ORDER BY created_at, id LIMIT 1", email)
+
     async def lead_id_for_external_id(self, external_id: str) -> UUID | None:
         async with translated_errors("look up a lead"):
             return await self._pool.fetchval("SELECT id FROM leads WHERE external_id = $1", external_id)

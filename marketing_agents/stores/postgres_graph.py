@@ -14,6 +14,7 @@ from marketing_agents.domain.graph import (
     GraphNode,
     GraphPath,
     Neighbour,
+    NodeKind,
     RelationType,
 )
 from marketing_agents.errors import StorageError
@@ -80,6 +81,11 @@ class PostgresGraphStore:
         async with translated_errors("read a graph node"):
             row = await self._pool.fetchrow("SELECT * FROM kg_nodes WHERE id = $1", node_id)
         return _node(row) if row else None
+
+    async def nodes_of_kind(self, kind: NodeKind) -> list[GraphNode]:
+        async with translated_errors("read graph nodes"):
+            rows = await self._pool.fetch("SELECT * FROM kg_nodes WHERE kind = $1 ORDER BY id", kind.value)
+        return [_node(r) for r in rows]
 
     async def neighbours(self, node_id: str, depth: int, types: list[RelationType] | None = None) -> list[Neighbour]:
         check_depth(depth)
@@ -157,3 +163,6 @@ class PostgresGraphStore:
     async def clear(self) -> None:
         async with translated_errors("clear the graph"):
             await self._pool.execute("TRUNCATE kg_edges, kg_nodes")
+
+    async def close(self) -> None:
+        """The pool belongs to whoever passed it in."""

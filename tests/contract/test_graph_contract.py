@@ -121,3 +121,10 @@ async def test_best_channels_for_an_industry_and_persona_with_the_evidence(seede
         ("industry:software", "channel:email", R.CONVERTS_TO, pytest.approx(0.8)),
         ("persona:cto", "channel:email", R.CONVERTS_TO, pytest.approx(0.9))]
     assert await seeded.best_channels("industry:retail", "persona:cmo") == []
+
+
+async def test_nodes_of_one_kind_in_id_order(seeded):
+    assert [n.id for n in await seeded.nodes_of_kind(NodeKind.PERSONA)] == ["persona:cmo", "persona:cto"]
+    industries = await seeded.nodes_of_kind(NodeKind.INDUSTRY)
+    assert [n.id for n in industries] == ["industry:retail", "industry:software"]
+    assert industries[1].properties == {"synonyms": ["saas", "tech"]}

@@ -200,3 +200,19 @@ async def test_every_replica_can_announce_a_lead_on_the_event_bus(repository, re
     assert [e["type"] for e in received] == ["lead.triaged", "handoff.completed"]
     assert all(e["payload"]["lead_id"] == str(result.lead_id) for e in received)
     await subscriber.aclose()
+
+
+async def test_a_second_lead_with_a_known_email_waits_for_review_instead_of_a_second_sequence(pool, repository,
+                                                                                               redis_client):
+    agents = InProcessAgents()
+    flow = intake(repository, redis_client, agents)
+    first = await flow.submit(NewLead(**lead_payload(email="twice@acme-robotics.com")))
+    calls = agents.engagement_calls
+    second = await flow.submit(NewLead(**lead_payload(email="twice@acme-robotics.com", first_name="J.")))
+    assert second.lead_id != first.lead_id and second.engagement_plan is None
+    assert agents.engagement_calls == calls, "no second engagement for the same person"
+    row = await pool.fetchrow("SELECT status FROM leads WHERE id = $1", second.lead_id)
+    assert row["status"] == "needs_review"
+    detail = await repository.get_detail(second.lead_id)
+    assert detail.triage.enrichment.duplicate_of == first.lead_id
+    assert detail.triage.route_to == "HumanReview"
