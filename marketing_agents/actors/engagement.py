@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from string import Template
 from uuid import uuid4
+from zoneinfo import ZoneInfo
 
 from marketing_agents.domain import Channel, EngagementPlan, HandoffPackage, Touchpoint, TriageCategory
 
@@ -80,7 +81,54 @@ TEMPLATES: dict[str, tuple[str | None, str]] = {
 }
 
 
+@dataclass(frozen=True)
+class ContactPolicy:
+    """When follow-ups may reach a lead, in the lead's own time zone.
+
+    Follow-ups land inside business hours on weekdays and never more than ``max_per_week`` in any
+    seven days; a step that would break either moves later, never earlier. The first touchpoint goes
+    out at once: the lead has just asked to hear from us.
+    """
+
+    day_start_hour: int = 9
+    day_end_hour: int = 18
+    weekdays_only: bool = True
+    max_per_week: int = 3
+
+    def next_allowed(self, when: datetime, zone: ZoneInfo) -> datetime:
+        local = when.astimezone(zone)
+        for _ in range(8):
+            if self.weekdays_only and local.weekday() >= 5:
+                local = (local + timedelta(days=7 - local.weekday())).replace(hour=self.day_start_hour, minute=0,
+                                                                              second=0, microsecond=0)
+                continue
+            if local.hour < self.day_start_hour:
+                local = local.replace(hour=self.day_start_hour, minute=0, second=0, microsecond=0)
+            elif local.hour >= self.day_end_hour:
+                local = (local + timedelta(days=1)).replace(hour=self.day_start_hour, minute=0, second=0,
+                                                            microsecond=0)
+                continue
+            break
+        return local.astimezone(when.tzinfo)
+
+    def schedule(self, offsets: list[timedelta], now: datetime, zone: ZoneInfo) -> list[datetime]:
+        times: list[datetime] = []
+        for index, offset in enumerate(offsets):
+            if index == 0:
+                times.append(now)
+                continue
+            when = self.next_allowed(max(now + offset, times[-1] + timedelta(minutes=1)), zone)
+            while sum(1 for t in times if when - t < timedelta(days=7)) >= self.max_per_week:
+                oldest_in_window = min(t for t in times if when - t < timedelta(days=7))
+                when = self.next_allowed(oldest_in_window + timedelta(days=7), zone)
+            times.append(when)
+        return times
+
+
 class EngagementAgent:
+    def __init__(self, policy: ContactPolicy | None = None) -> None:
+        self.policy = policy
+
     def plan(self, package: HandoffPackage, now: datetime) -> EngagementPlan:
         lead = package.lead
         sequence = SEQUENCES[package.triage.triage_category]
@@ -88,6 +136,14 @@ class EngagementAgent:
         steps = [step for step in sequence.steps if step.channel in allowed]
         plan_id = uuid4()
         values = lead.model_dump(include={"first_name", "last_name", "company", "job_title", "industry"})
+        # Steps keep their spacing from the first one that consent allows, then the contact policy
+        # moves follow-ups into the lead's business hours and under the weekly cap.
+        offsets = [step.after - steps[0].after for step in steps]
+        enrichment = package.triage.enrichment
+        if self.policy is not None and enrichment is not None:
+            times = self.policy.schedule(offsets, now, ZoneInfo(enrichment.timezone))
+        else:
+            times = [now + offset for offset in offsets]
         touchpoints = []
         for index, step in enumerate(steps):
             subject, body = TEMPLATES[step.template]
@@ -101,8 +157,7 @@ class EngagementAgent:
                     template=step.template,
                     subject=Template(subject).safe_substitute(values) if subject else None,
                     body=Template(body).safe_substitute(values),
-                    # Steps keep their spacing from the first one that consent allows.
-                    scheduled_at=now + (step.after - steps[0].after),
+                    scheduled_at=times[index],
                 )
             )
         skipped = [step.channel.value for step in sequence.steps if step.channel not in allowed]

@@ -14,7 +14,7 @@ import ray
 from ray import serve
 from ray.serve.handle import DeploymentHandle
 
-from marketing_agents.actors.engagement import EngagementAgent
+from marketing_agents.actors.engagement import ContactPolicy, EngagementAgent
 from marketing_agents.actors.enrichment import Enricher
 from marketing_agents.actors.handoff import HandoffOrchestrator
 from marketing_agents.actors.lead_intake import HandoffOutcome, LeadIntake
@@ -69,7 +69,7 @@ class TriageAgentDeployment:
 @serve.deployment(name="EngagementAgent")
 class EngagementAgentDeployment:
     def __init__(self) -> None:
-        self._agent = EngagementAgent()
+        self._agent = EngagementAgent(ContactPolicy())
 
     async def plan(self, package_ref: PackageRef) -> EngagementPlan:
         package = await package_ref.ref
