@@ -13,7 +13,12 @@ from marketing_agents.domain.handoff import (
 )
 from marketing_agents.domain.interaction import Interaction, InteractionType
 from marketing_agents.domain.lead import Consent, Lead, LeadStatus, NewLead
-from marketing_agents.domain.results import LeadDetail, LeadProcessingResult
+from marketing_agents.domain.results import (
+    LeadDetail,
+    LeadProcessingResult,
+    UnsubscribeRequest,
+    UnsubscribeResult,
+)
 from marketing_agents.domain.triage import ScoreFactor, TriageCategory, TriageResult
 
 __all__ = [
@@ -43,5 +48,7 @@ __all__ = [
     "TouchpointStatus",
     "TriageCategory",
     "TriageResult",
+    "UnsubscribeRequest",
+    "UnsubscribeResult",
     "utc_now",
 ]

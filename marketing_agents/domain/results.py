@@ -6,7 +6,7 @@ from uuid import UUID
 
 from pydantic import Field
 
-from marketing_agents.domain.common import DomainModel, Score100
+from marketing_agents.domain.common import Channel, DomainModel, Score100
 from marketing_agents.domain.engagement import EngagementPlan, NextAction
 from marketing_agents.domain.handoff import HandoffRecord
 from marketing_agents.domain.lead import Lead
@@ -32,3 +32,13 @@ class LeadDetail(DomainModel):
     triage: TriageResult
     handoffs: list[HandoffRecord]
     engagement_plan: EngagementPlan | None
+
+
+class UnsubscribeRequest(DomainModel):
+    channels: list[Channel] | None = Field(default=None, description="Channels to opt out of; omitted means all.")
+
+
+class UnsubscribeResult(DomainModel):
+    lead_id: UUID
+    channels: list[Channel] = Field(description="The channels the lead is now opted out of by this request.")
+    cancelled_touchpoints: int = Field(ge=0, description="Pending touchpoints on those channels, now cancelled.")

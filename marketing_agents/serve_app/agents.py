@@ -20,6 +20,7 @@ from marketing_agents.actors.handoff import HandoffOrchestrator
 from marketing_agents.actors.lead_intake import HandoffOutcome, LeadIntake
 from marketing_agents.actors.triage import TriageAgent, TriageThresholds
 from marketing_agents.domain import (
+    Channel,
     EngagementPlan,
     Lead,
     LeadDetail,
@@ -27,6 +28,7 @@ from marketing_agents.domain import (
     NewLead,
     ProvenanceEntry,
     TriageResult,
+    UnsubscribeResult,
     utc_now,
 )
 from marketing_agents.errors import NotFound
@@ -129,6 +131,12 @@ class LeadOrchestratorDeployment:
 
     async def submit(self, new_lead: NewLead, idempotency_key: str | None) -> LeadProcessingResult:
         return await (await self._lead_intake()).submit(new_lead, idempotency_key)
+
+    async def unsubscribe(self, lead_id: UUID, channels: list[Channel] | None) -> UnsubscribeResult:
+        result = await (await self._repository()).unsubscribe(lead_id, channels)
+        if result is None:
+            raise NotFound(f"no lead with id {lead_id}", {"lead_id": str(lead_id)})
+        return result
 
     async def get_lead(self, lead_id: UUID) -> LeadDetail:
         detail = await (await self._repository()).get_detail(lead_id)

@@ -18,7 +18,13 @@ from ray import serve
 from ray.serve.handle import DeploymentHandle
 
 import marketing_agents
-from marketing_agents.domain import LeadDetail, LeadProcessingResult, NewLead
+from marketing_agents.domain import (
+    LeadDetail,
+    LeadProcessingResult,
+    NewLead,
+    UnsubscribeRequest,
+    UnsubscribeResult,
+)
 from marketing_agents.memory.consolidator import ConsolidationReport
 from marketing_agents.serve_app.http_errors import BodyLimit, ErrorResponse, RequireJson, install_error_handlers
 from marketing_agents.serve_app.status import (
@@ -68,6 +74,9 @@ class ApiGateway:
 
     async def get_lead(self, lead_id: UUID) -> LeadDetail:
         return await self._orchestrator.get_lead.remote(lead_id)
+
+    async def unsubscribe(self, lead_id: UUID, request: UnsubscribeRequest) -> UnsubscribeResult:
+        return await self._orchestrator.unsubscribe.remote(lead_id, request.channels)
 
     async def consolidate(self, as_of: date | None) -> ConsolidationReport:
         return await self._consolidator.run_now.remote(as_of)
@@ -120,6 +129,11 @@ def build_api(gateway: ApiGateway) -> FastAPI:
               summary="Run the memory consolidator now (it also runs on its own schedule)")
     async def consolidate(as_of: date | None = None):
         return await gateway.consolidate(as_of)
+
+    @app.post("/api/v1/leads/{lead_id}/unsubscribe", response_model=UnsubscribeResult, responses=ERRORS,
+              tags=["leads"], summary="Withdraw consent (all channels, or those given) and stop every pending touchpoint")
+    async def unsubscribe(lead_id: UUID, request: UnsubscribeRequest | None = None):
+        return await gateway.unsubscribe(lead_id, request or UnsubscribeRequest())
 
     @app.get("/api/v1/system/status", response_model=SystemStatus, tags=["system"],
              summary="Ray nodes, each deployment's replicas, and each store's health")

@@ -18,6 +18,8 @@ import asyncpg
 
 from marketing_agents.domain import (
     Campaign,
+    Channel,
+    UnsubscribeResult,
     EngagementPlan,
     HandoffPackage,
     HandoffRecord,
@@ -259,6 +261,33 @@ class LeadRepository:
         await _audit(conn, "EngagementAgent", "plan_engagement", plan.lead_id, {"handoff_id": str(plan.handoff_id)},
                      {"plan_id": str(plan.id), "sequence": plan.sequence,
                       "channels": [tp.channel.value for tp in plan.touchpoints]}, plan.rationale)
+
+    async def unsubscribe(self, lead_id: UUID, channels: list[Channel] | None) -> UnsubscribeResult | None:
+        """Withdraws consent and cancels every pending touchpoint on those channels, in one transaction.
+
+        Returns None for an unknown lead. The unsubscribe is also recorded as an interaction, so that
+        memory learns which journeys end this way.
+        """
+        names = [c.value for c in (channels or list(Channel))]
+        async with translated_errors("unsubscribe a lead"), self._pool.acquire() as conn, conn.transaction():
+            consent = await conn.fetchval("SELECT consent FROM leads WHERE id = $1 FOR UPDATE", lead_id)
+            if consent is None:
+                return None
+            await conn.execute("UPDATE leads SET consent = $2, updated_at = now() WHERE id = $1",
+                               lead_id, {**consent, **{name: False for name in names}})
+            cancelled = await conn.execute(
+                """UPDATE touchpoints SET status = 'cancelled', last_error = 'unsubscribed'
+                   WHERE lead_id = $1 AND status = 'pending' AND channel = ANY($2::text[])""", lead_id, names)
+            now = await conn.fetchval("SELECT now()")
+            await conn.execute("SELECT mas_ensure_interaction_partitions($1, $1)", now)
+            await conn.execute(
+                """INSERT INTO interactions (lead_id, type, channel, occurred_at, attributes)
+                   VALUES ($1, 'unsubscribe', $2, $3, $4)""",
+                lead_id, names[0] if len(names) == 1 else None, now, {"channels": names})
+            count = int(cancelled.split()[-1])
+            await _audit(conn, "EngagementAgent", "unsubscribe", lead_id, {"channels": names},
+                         {"cancelled_touchpoints": count}, "the lead withdrew consent; pending contact stops")
+        return UnsubscribeResult(lead_id=lead_id, channels=[Channel(n) for n in names], cancelled_touchpoints=count)
 
     async def get_detail(self, lead_id: UUID) -> LeadDetail | None:
         async with translated_errors("read a lead"), self._pool.acquire() as conn:

@@ -129,3 +129,16 @@ async def test_a_lead_without_consent_is_disqualified_with_no_plan(api, db):
     assert body["engagement_plan"] is None and body["next_actions"] == []
     lead_id = uuid.UUID(body["lead_id"])
     assert await db.fetchval("SELECT count(*) FROM touchpoints WHERE lead_id = $1", lead_id) == 0
+
+
+async def test_unsubscribe_stops_every_pending_touchpoint_over_http(api, db):
+    created = api.post("/api/v1/leads", json=lead_payload(email=unique_email("unsub"))).json()
+    lead_id = uuid.UUID(created["lead_id"])
+    response = api.post(f"/api/v1/leads/{lead_id}/unsubscribe")
+    assert response.status_code == 200, response.text
+    assert response.json()["cancelled_touchpoints"] == len(created["engagement_plan"]["touchpoints"])
+    assert await db.fetchval("SELECT count(*) FROM touchpoints WHERE lead_id = $1 AND status = 'pending'", lead_id) == 0
+    unknown = api.post(f"/api/v1/leads/{uuid.uuid4()}/unsubscribe", json={"channels": ["email"]})
+    assert unknown.status_code == 404
+    bad = api.post(f"/api/v1/leads/{lead_id}/unsubscribe", json={"channels": ["fax"]})
+    assert bad.status_code == 422

@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import asyncio
 import json
+import uuid
 from datetime import timedelta
 
 import pytest
 
 from marketing_agents.actors.lead_intake import LeadIntake
-from marketing_agents.domain import NewLead
+from marketing_agents.domain import Channel, NewLead
 from marketing_agents.errors import IdempotencyKeyReused, LeadExists, StorageError
 from marketing_agents.memory.short_term import ShortTermMemory, TtlPolicy, context_key
 from marketing_agents.stores.redis import RedisShortTermStore
@@ -216,3 +217,24 @@ async def test_a_second_lead_with_a_known_email_waits_for_review_instead_of_a_se
     detail = await repository.get_detail(second.lead_id)
     assert detail.triage.enrichment.duplicate_of == first.lead_id
     assert detail.triage.route_to == "HumanReview"
+
+
+async def test_unsubscribing_cancels_every_pending_touchpoint_and_withdraws_consent(pool, repository, redis_client):
+    result = await intake(repository, redis_client, InProcessAgents()).submit(
+        NewLead(**lead_payload(email="optout@acme-robotics.com")))
+    lead_id = result.lead_id
+    pending = await pool.fetchval("SELECT count(*) FROM touchpoints WHERE lead_id = $1 AND status = 'pending'", lead_id)
+    assert pending >= 2
+
+    partial = await repository.unsubscribe(lead_id, [Channel.LINKEDIN])
+    assert partial.cancelled_touchpoints == await pool.fetchval(
+        "SELECT count(*) FROM touchpoints WHERE lead_id = $1 AND channel = 'linkedin'", lead_id)
+    everything = await repository.unsubscribe(lead_id, None)
+
+    assert partial.cancelled_touchpoints + everything.cancelled_touchpoints == pending
+    assert await pool.fetchval("SELECT count(*) FROM touchpoints WHERE lead_id = $1 AND status = 'pending'", lead_id) == 0
+    consent = await pool.fetchval("SELECT consent FROM leads WHERE id = $1", lead_id)
+    assert not any(consent.values())
+    assert await pool.fetchval(
+        "SELECT count(*) FROM interactions WHERE lead_id = $1 AND type = 'unsubscribe'", lead_id) == 2
+    assert await repository.unsubscribe(uuid.uuid4(), None) is None
