@@ -14,6 +14,7 @@ from marketing_agents.domain.common import Channel, DomainModel, Text
 
 class TouchpointStatus(StrEnum):
     PENDING = "pending"
+    SENDING = "sending"  # claimed by a dispatcher
     SENT = "sent"
     FAILED = "failed"
     CANCELLED = "cancelled"
