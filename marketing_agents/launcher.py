@@ -74,6 +74,7 @@ class Launcher:
     _postgres: EmbeddedPostgres | None = None
     _valkey: EmbeddedValkey | None = None
     _ray_started: bool = False
+    _sinks: object | None = None
     _info: RunInfo | None = None
 
     @property
@@ -123,6 +124,13 @@ class Launcher:
         self._step("knowledge graph", lambda: asyncio.run(self._load_starter_graph(dsn)))
         # Serve replicas inherit this environment from the Ray processes started below.
         os.environ.update({"MAS_POSTGRES_DSN": dsn, "MAS_REDIS_URL": redis_url, "MAS_DATA_DIR": str(self.data_dir)})
+        if self.settings.local_sinks:
+            from marketing_agents.sinks import OutboxSinks
+
+            self._sinks = OutboxSinks(self.data_dir / "outbox", self.settings.smtp_port,
+                                      self.settings.webhook_sink_port)
+            self._step("delivery sinks", self._sinks.start)
+            os.environ.setdefault("MAS_WEBHOOK_URL", self._sinks.webhook_url)
         self._step("Ray head node", self._start_ray)
         self._step(f"Serve app from {self.settings.serve_config}", self._deploy)
         if self.settings.load_demo_data:
@@ -134,6 +142,7 @@ class Launcher:
             f"  API docs      {self.api_url}/docs\n"
             f"  System status {self.api_url}/api/v1/system/status\n"
             f"  Ray dashboard {self.dashboard_url}  (token: `ray get-auth-token`)\n"
+            f"  Sent touchpoints {self.data_dir / 'outbox'}  (.eml: open in a mail client)\n"
         )
 
     def stop(self) -> None:
@@ -147,6 +156,9 @@ class Launcher:
 
             ray.shutdown()
             self._ray_started = False
+        if self._sinks is not None:
+            self._sinks.stop()
+            self._sinks = None
         if self._valkey is not None:
             self._valkey.stop()
             self._valkey = None
@@ -177,6 +189,9 @@ class Launcher:
         wanted = {"MAS_HTTP_PORT": self.settings.http_port, "MAS_DASHBOARD_PORT": self.settings.dashboard_port}
         if self.settings.redis_url is None:
             wanted["MAS_EMBEDDED_VALKEY_PORT"] = self.settings.embedded_valkey_port
+        if self.settings.local_sinks:
+            wanted["MAS_SMTP_PORT"] = self.settings.smtp_port
+            wanted["MAS_WEBHOOK_SINK_PORT"] = self.settings.webhook_sink_port
         taken = [f"{port} ({name})" for name, port in wanted.items() if not _port_free(port)]
         if taken:
             raise ConfigError(f"port(s) already in use: {', '.join(taken)}; stop what holds them or choose "

@@ -61,6 +61,17 @@ class Settings(BaseSettings):
     # The memory consolidator runs in the cluster this often (seconds); 0 turns the schedule off.
     consolidate_every_s: int = Field(default=3600, ge=0)
 
+    # Touchpoint delivery: the dispatcher runs in the cluster this often (seconds; 0 turns it off).
+    # Email goes to the SMTP server, every other channel to the webhook. `make run` starts local
+    # sinks for both that write what they receive to MAS_DATA_DIR/outbox (.eml and .json files).
+    dispatch_every_s: float = Field(default=10.0, ge=0)
+    smtp_host: str = "127.0.0.1"
+    smtp_port: int = Field(default=2525, ge=1, le=65535)
+    mail_from: str = "marketing@localhost"
+    webhook_url: str | None = None
+    local_sinks: bool = True
+    webhook_sink_port: int = Field(default=2526, ge=1, le=65535)
+
     # A handoff package scoring below this never reaches the receiving agent.
     handoff_min_quality: float = Field(default=0.6, ge=0, le=1)
 

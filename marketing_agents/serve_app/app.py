@@ -3,6 +3,7 @@
     HTTP ─► ApiGateway ─► LeadOrchestrator ─► TriageAgent
                        │                   └► HandoffOrchestrator ─(object store ref)─► EngagementAgent
                        └► MemoryConsolidator (also runs on its own schedule)
+    TouchpointDispatcher: drains the touchpoint outbox on its own schedule
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from marketing_agents.serve_app.agents import (
     TriageAgentDeployment,
 )
 from marketing_agents.serve_app.consolidation import MemoryConsolidatorDeployment
+from marketing_agents.serve_app.dispatching import TouchpointDispatcherDeployment
 from marketing_agents.serve_app.gateway import ApiGateway
 
 
@@ -25,4 +27,4 @@ def build_app(args: dict[str, Any] | None = None) -> Application:
     """Composes the deployments; per-deployment settings come from the Serve config file."""
     handoff = HandoffOrchestratorDeployment.bind(EngagementAgentDeployment.bind())
     orchestrator = LeadOrchestratorDeployment.bind(TriageAgentDeployment.bind(), handoff)
-    return ApiGateway.bind(orchestrator, MemoryConsolidatorDeployment.bind())
+    return ApiGateway.bind(orchestrator, MemoryConsolidatorDeployment.bind(), TouchpointDispatcherDeployment.bind())

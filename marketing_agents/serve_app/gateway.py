@@ -58,7 +58,9 @@ IdempotencyKey = Annotated[
 @serve.deployment(name="ApiGateway")
 @serve.ingress()
 class ApiGateway:
-    def __init__(self, orchestrator: DeploymentHandle, consolidator: DeploymentHandle) -> None:
+    def __init__(self, orchestrator: DeploymentHandle, consolidator: DeploymentHandle,
+                 dispatcher: DeploymentHandle) -> None:
+        self._dispatcher = dispatcher
         self._orchestrator = orchestrator
         self._consolidator = consolidator
         settings = get_settings()

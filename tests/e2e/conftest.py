@@ -40,10 +40,13 @@ class RunningSystem:
             "MAS_DASHBOARD_PORT": str(self.dashboard_port),
             "MAS_EMBEDDED_VALKEY_PORT": str(self.valkey_port),
             "MAS_LOAD_DEMO_DATA": "false",
+            "MAS_SMTP_PORT": str(free_port()),
+            "MAS_WEBHOOK_SINK_PORT": str(free_port()),
+            "MAS_DISPATCH_EVERY_S": "0.5",
         }
         # The run uses its own embedded stores and graph; a Neo4j given to the contract suite (which
         # clears it between tests) is not this system's.
-        for inherited in ("MAS_POSTGRES_DSN", "MAS_REDIS_URL", "MAS_NEO4J_URI", "RAY_ADDRESS"):
+        for inherited in ("MAS_POSTGRES_DSN", "MAS_REDIS_URL", "MAS_NEO4J_URI", "MAS_WEBHOOK_URL", "RAY_ADDRESS"):
             self.env.pop(inherited, None)
         self.process: subprocess.Popen | None = None
         self.log_path = data_dir / "run.log"

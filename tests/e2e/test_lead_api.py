@@ -142,3 +142,20 @@ async def test_unsubscribe_stops_every_pending_touchpoint_over_http(api, db):
     assert unknown.status_code == 404
     bad = api.post(f"/api/v1/leads/{lead_id}/unsubscribe", json={"channels": ["fax"]})
     assert bad.status_code == 422
+
+
+async def test_the_first_touchpoint_is_delivered_by_the_cluster_to_the_local_mail_sink(api, db, system):
+    from email import message_from_bytes
+
+    from tests.support import wait_for
+
+    email = unique_email("mailed")
+    created = api.post("/api/v1/leads", json=lead_payload(email=email)).json()
+    first = created["next_actions"][0]
+    assert first["action"] == "send_email"
+    eml = system.data_dir / "outbox" / f"{first['touchpoint_id']}.eml"
+    await wait_for(eml.exists, timeout_s=60, interval_s=0.25)
+    message = message_from_bytes(eml.read_bytes())
+    assert message["To"] == email and "Jane" in message["Subject"]
+    status = await db.fetchval("SELECT status FROM touchpoints WHERE id = $1", uuid.UUID(first["touchpoint_id"]))
+    assert status == "sent"
