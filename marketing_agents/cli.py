@@ -35,6 +35,12 @@ examples:
                                        bulk-import purchases, creating placeholder leads for new ids
   marketing-agents consolidate --as-of 2026-06-30
                                        episodes, RFM, patterns and graph weights from interactions
+  marketing-agents train --data leads.csv --label converted --out model/ --register --promote
+                                       a calibrated conversion model with metrics, gains chart, model card
+  marketing-agents score --model active --data new_leads.csv --out scores.csv
+                                       probabilities, lead_score and top factors for and against per row
+  marketing-agents simulate-campaign --arms 8 --days 30 --seeds 10
+                                       the campaign optimizer against an equal split and an oracle
   marketing-agents rfm --as-of 2026-06-30 --out rfm.csv
                                        RFM scores and segments of every lead with purchases
 """
@@ -285,6 +291,9 @@ def build_parser() -> argparse.ArgumentParser:
     export = verbs.add_parser("export", help="print everything every memory tier holds about a lead, as JSON")
     export.add_argument("lead_id", type=_lead_id, metavar="LEAD_ID")
     export.set_defaults(handler=_export)
+    from marketing_agents.scoring_models.cli_support import add_scoring_verbs
+
+    add_scoring_verbs(verbs)
     sim = verbs.add_parser(
         "simulate-campaign", help="compare the campaign optimizer with an equal split and an oracle on a simulated "
                                   "campaign with known conversion rates",

@@ -122,6 +122,7 @@ class Launcher:
         redis_url = self._start_redis()
         self._step("schema migrations", lambda: describe(asyncio.run(migrate(dsn))))
         self._step("knowledge graph", lambda: asyncio.run(self._load_starter_graph(dsn)))
+        self._step("scoring model", self._ensure_default_model)
         # Serve replicas inherit this environment from the Ray processes started below.
         os.environ.update({"MAS_POSTGRES_DSN": dsn, "MAS_REDIS_URL": redis_url, "MAS_DATA_DIR": str(self.data_dir)})
         if self.settings.local_sinks:
@@ -217,6 +218,16 @@ class Launcher:
         self._info.valkey_pid = self._valkey.pid()
         self._info.write()
         return url
+
+    def _ensure_default_model(self) -> str:
+        from marketing_agents.scoring_models import ModelRegistry, ensure_default_model
+
+        registry = ModelRegistry(self.data_dir / "models")
+        trained = ensure_default_model(registry)
+        active = registry.active()
+        if trained:
+            return f"trained the default model {trained} from SYNTHETIC data (replace it with `marketing-agents train`)"
+        return f"active model {active}"
 
     async def _load_starter_graph(self, dsn: str) -> str:
         from marketing_agents.memory.semantic import SemanticMemory, graph_store_for
