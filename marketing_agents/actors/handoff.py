@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from uuid import UUID, uuid4
 
-from marketing_agents.actors.triage import ENGAGEMENT_WEIGHT, FIT_WEIGHT
+from marketing_agents.actors.triage import blended_score
 from marketing_agents.domain import (
     HandoffPackage,
     HandoffQuality,
@@ -76,7 +76,7 @@ class HandoffOrchestrator:
             "lead is not disqualified": triage.triage_category is not TriageCategory.DISQUALIFIED,
             "package goes where triage routed it": bool(package.to_agent) and package.to_agent == triage.route_to,
             "lead_score is the weighted sum of its parts": abs(
-                triage.lead_score - (FIT_WEIGHT * triage.fit_score + ENGAGEMENT_WEIGHT * triage.engagement_score)
+                triage.lead_score - blended_score(triage.fit_score, triage.engagement_score, triage.model_probability)
             ) <= 0.1,
         }
         problems += [f"inconsistent: {name}" for name, ok in checks.items() if not ok]

@@ -7,10 +7,12 @@ lead is hot. The scoring-models issue puts a trained model's probability beside 
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 
 from marketing_agents.actors.enrichment import Enricher
+from marketing_agents.actors.model_opinion import ModelOpinion
 from marketing_agents.domain import Lead, ScoreFactor, TriageCategory, TriageResult
 from marketing_agents.domain.triage import LeadEnrichment
 
@@ -58,6 +60,16 @@ POINTS_PER_CONSENTED_CHANNEL = 10.0
 
 FIT_WEIGHT = 0.6
 ENGAGEMENT_WEIGHT = 0.4
+# With a model, lead_score = 40% fit + 20% engagement + 40% of 100 x the model's probability.
+MODEL_WEIGHTS = (0.4, 0.2, 0.4)
+
+
+def blended_score(fit: float, engagement: float, probability: float | None) -> float:
+    """The one formula for lead_score, with or without a model's opinion."""
+    if probability is None:
+        return round(FIT_WEIGHT * fit + ENGAGEMENT_WEIGHT * engagement, 1)
+    w_fit, w_engagement, w_model = MODEL_WEIGHTS
+    return round(w_fit * fit + w_engagement * engagement + w_model * 100 * probability, 1)
 
 
 SIZE_POINTS = {"1-10": 5.0, "11-50": 12.0, "51-200": 20.0, "201-1000": 25.0, "1001-5000": 25.0, "5000+": 22.0}
@@ -77,9 +89,11 @@ class TriageThresholds:
 class TriageAgent:
     """Scores, classifies and routes a lead. Deterministic: the same lead always gets the same answer."""
 
-    def __init__(self, thresholds: TriageThresholds, enricher: Enricher | None = None) -> None:
+    def __init__(self, thresholds: TriageThresholds, enricher: Enricher | None = None,
+                 model: Callable[[Lead, LeadEnrichment], ModelOpinion | None] | None = None) -> None:
         self.thresholds = thresholds
         self.enricher = enricher or Enricher()
+        self.model = model
 
     def triage(self, lead: Lead, now: datetime, enrichment: LeadEnrichment | None = None) -> TriageResult:
         enrichment = enrichment or self.enricher.enrich(lead)
@@ -87,7 +101,16 @@ class TriageAgent:
         engagement = self._engagement_factors(lead)
         fit_score = min(100.0, sum(f.points for f in fit))
         engagement_score = min(100.0, sum(f.points for f in engagement))
-        lead_score = round(FIT_WEIGHT * fit_score + ENGAGEMENT_WEIGHT * engagement_score, 1)
+        opinion = self.model(lead, enrichment) if self.model else None
+        model_factors = []
+        if opinion is not None:
+            label = f"model {opinion.version}{' (synthetic data)' if opinion.synthetic else ''}"
+            model_factors.append(ScoreFactor(
+                name="model", points=round(MODEL_WEIGHTS[2] * 100 * opinion.probability, 1),
+                explanation=f"{label}: conversion probability {opinion.probability:.1%}; "
+                            f"for: {opinion.factors_for or 'nothing notable'}; "
+                            f"against: {opinion.factors_against or 'nothing notable'}"))
+        lead_score = blended_score(fit_score, engagement_score, opinion.probability if opinion else None)
         category, reason = self._classify(lead, lead_score)
         route_to = None if category is TriageCategory.DISQUALIFIED else ENGAGEMENT_AGENT
         if enrichment.duplicate_of is not None and route_to is not None:
@@ -100,9 +123,10 @@ class TriageAgent:
             engagement_score=engagement_score,
             triage_category=category,
             reason=reason,
-            factors=sorted(fit + engagement, key=lambda f: -f.points),
+            factors=sorted(fit + engagement + model_factors, key=lambda f: -f.points),
             route_to=route_to,
-            scoring_model=SCORING_MODEL,
+            scoring_model=f"{SCORING_MODEL}+{opinion.version}" if opinion else SCORING_MODEL,
+            model_probability=opinion.probability if opinion else None,
             enrichment=enrichment,
             triaged_at=now,
         )

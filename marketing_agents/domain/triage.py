@@ -49,6 +49,8 @@ class TriageResult(DomainModel):
     reason: Text = Field(description="Why the lead got its category, in one sentence.")
     factors: list[ScoreFactor] = Field(default_factory=list)
     route_to: str | None = Field(description="The agent that takes the lead next; None when nobody does.")
-    scoring_model: str = Field(description="Which scorer produced lead_score, e.g. 'rules-v1'.")
+    scoring_model: str = Field(description="Which scorer produced lead_score, e.g. 'rules-v1+v0001-...'.")
+    model_probability: float | None = Field(default=None, ge=0, le=1,
+                                            description="The scoring model's calibrated conversion probability.")
     enrichment: LeadEnrichment | None = None
     triaged_at: datetime

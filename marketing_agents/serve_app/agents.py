@@ -16,6 +16,7 @@ from ray.serve.handle import DeploymentHandle
 
 from marketing_agents.actors.engagement import ContactPolicy, EngagementAgent
 from marketing_agents.actors.enrichment import Enricher
+from marketing_agents.actors.model_opinion import ActiveModel
 from marketing_agents.actors.handoff import HandoffOrchestrator
 from marketing_agents.actors.lead_intake import HandoffOutcome, LeadIntake
 from marketing_agents.actors.triage import TriageAgent, TriageThresholds
@@ -34,6 +35,7 @@ from marketing_agents.domain import (
 from marketing_agents.errors import NotFound
 from marketing_agents.memory.actors import memory_manager_on_ray
 from marketing_agents.memory.semantic import SemanticMemory, graph_store_for
+from marketing_agents.scoring_models import ModelRegistry
 from marketing_agents.memory.short_term import ShortTermMemory, TtlPolicy
 from marketing_agents.settings import get_settings
 from marketing_agents.stores.connections import StoreConnections
@@ -62,7 +64,7 @@ class TriageAgentDeployment:
             await graph.close()
             await stores.close()
         self._agent = TriageAgent(TriageThresholds(s.triage_hot_min, s.triage_warm_min, s.triage_nurture_min),
-                                  Enricher(synonyms))
+                                  Enricher(synonyms), ActiveModel(ModelRegistry(s.data_path / "models")))
 
     def triage(self, lead: Lead, duplicate_of: UUID | None = None) -> TriageResult:
         return self._agent.triage(lead, utc_now(), self._agent.enricher.enrich(lead, duplicate_of))
