@@ -9,8 +9,7 @@ from datetime import timedelta
 from pathlib import Path
 
 from marketing_agents.actors.engagement import EngagementAgent
-from marketing_agents.actors.handoff import HandoffOrchestrator
-from marketing_agents.actors.lead_intake import HandoffOutcome
+from marketing_agents.actors.handoff import HandoffOrchestrator, HandoffRetry
 from marketing_agents.actors.triage import TriageAgent, TriageThresholds
 from marketing_agents.domain import utc_now
 from marketing_agents.settings import Settings
@@ -93,9 +92,10 @@ async def wait_for(predicate, timeout_s: float = 30.0, interval_s: float = 0.2):
 class InProcessAgents:
     """The agents' plain classes behind the same ports the Serve deployments fill."""
 
-    def __init__(self, min_quality: float = 0.6, triage_delay=timedelta(0), fail_engagement: bool = False) -> None:
+    def __init__(self, min_quality: float = 0.6, triage_delay=timedelta(0), fail_engagement: int = 0) -> None:
+        """``fail_engagement``: how many times the engagement agent fails before it answers."""
         self.triage_agent = TriageAgent(TriageThresholds())
-        self.orchestrator = HandoffOrchestrator(min_quality)
+        self.orchestrator = HandoffOrchestrator(min_quality, HandoffRetry(attempts=3, first_backoff_s=0.0))
         self.engagement = EngagementAgent()
         self.triage_delay = triage_delay
         self.fail_engagement = fail_engagement
@@ -106,13 +106,10 @@ class InProcessAgents:
         return self.triage_agent.triage(lead, utc_now() - self.triage_delay, enrichment)
 
     async def handoff(self, lead, triage, provenance, memory=None):
-        now = utc_now()
-        package = self.orchestrator.build_package(lead, triage, provenance, now, memory=memory)
-        quality = self.orchestrator.assess(package, now)
-        if not self.orchestrator.accepts(quality):
-            return HandoffOutcome(package, self.orchestrator.record(package, quality, 0, now, accepted=False), None)
-        self.engagement_calls += 1
-        if self.fail_engagement:
-            raise RuntimeError("engagement replica died")
-        plan = self.engagement.plan(package, now)
-        return HandoffOutcome(package, self.orchestrator.record(package, quality, 1, now, accepted=True), plan)
+        async def send(package):
+            self.engagement_calls += 1
+            if self.engagement_calls <= self.fail_engagement:
+                raise RuntimeError("engagement replica died")
+            return self.engagement.plan(package, utc_now())
+
+        return await self.orchestrator.hand_off(lead, triage, provenance, memory or {}, send, utc_now)

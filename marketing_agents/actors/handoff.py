@@ -6,11 +6,16 @@ Serve deployment; what is decided here is plain logic that unit tests call witho
 
 from __future__ import annotations
 
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from uuid import UUID, uuid4
 
 from marketing_agents.actors.triage import blended_score
 from marketing_agents.domain import (
+    EngagementPlan,
     HandoffPackage,
     HandoffQuality,
     HandoffRecord,
@@ -20,6 +25,8 @@ from marketing_agents.domain import (
     TriageCategory,
     TriageResult,
 )
+
+log = logging.getLogger(__name__)
 
 # Freshness is 1 while the triage is younger than this, then falls linearly to 0 at STALE_AFTER.
 FRESH_FOR = timedelta(minutes=5)
@@ -31,9 +38,59 @@ DIMENSION_FLOOR = 0.5
 _CONTACT_FIELDS = ("email", "first_name", "last_name", "company", "job_title", "industry", "country")
 
 
+@dataclass(frozen=True)
+class HandoffOutcome:
+    package: HandoffPackage
+    record: HandoffRecord
+    plan: EngagementPlan | None
+
+
+@dataclass(frozen=True)
+class HandoffRetry:
+    """How often a failing receiver is retried, with exponential backoff, before the handoff is dead-lettered."""
+
+    attempts: int = 3
+    first_backoff_s: float = 0.1
+
+
+Send = Callable[[HandoffPackage], Awaitable[EngagementPlan]]
+
+
 class HandoffOrchestrator:
-    def __init__(self, min_quality: float) -> None:
+    def __init__(self, min_quality: float, retry: HandoffRetry = HandoffRetry()) -> None:
         self.min_quality = min_quality
+        self.retry = retry
+
+    async def hand_off(self, lead: Lead, triage: TriageResult, provenance: list[ProvenanceEntry], memory: dict,
+                       send: Send, clock: Callable[[], datetime]) -> HandoffOutcome:
+        """Packages, scores, and sends the package to the receiver, retrying a failing receiver.
+
+        A package below the quality bar is never sent. A receiver that keeps failing gets the
+        handoff dead-lettered with the last error: the caller then stores the lead as waiting for
+        review, never half-engaged, because nothing of the plan was kept.
+        """
+        now = clock()
+        package = self.build_package(lead, triage, provenance, now, memory=memory)
+        quality = self.assess(package, now)
+        size = len(package.model_dump_json().encode())
+        if not self.accepts(quality):
+            return HandoffOutcome(package, self.record(package, quality, size, clock(), accepted=False), None)
+        errors: list[str] = []
+        for attempt in range(self.retry.attempts):
+            if attempt:
+                await asyncio.sleep(self.retry.first_backoff_s * 2 ** (attempt - 1))
+            try:
+                plan = await send(package)
+            except Exception as exc:  # any receiver failure: a dead replica, a crash, a timeout
+                errors.append(f"{type(exc).__name__}: {exc}")
+                log.warning("handoff %s attempt %d failed: %s", package.handoff_id, attempt + 1, exc)
+                continue
+            return HandoffOutcome(package, self.record(package, quality, size, clock(), accepted=True), plan)
+        record = self.record(package, quality, size, clock(), accepted=False).model_copy(update={
+            "status": HandoffStatus.DEAD_LETTERED,
+            "reason": f"the receiver failed {len(errors)} times; last error: {errors[-1]}; held for human review",
+        })
+        return HandoffOutcome(package, record, None)
 
     def build_package(
         self, lead: Lead, triage: TriageResult, provenance: list[ProvenanceEntry], now: datetime,

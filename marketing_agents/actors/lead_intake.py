@@ -10,15 +10,12 @@ import hashlib
 import logging
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
 from datetime import datetime
 from uuid import UUID, uuid4
 
+from marketing_agents.actors.handoff import HandoffOutcome
 from marketing_agents.actors.triage import ENGAGEMENT_AGENT
 from marketing_agents.domain import (
-    EngagementPlan,
-    HandoffPackage,
-    HandoffRecord,
     Lead,
     LeadProcessingResult,
     LeadStatus,
@@ -33,13 +30,6 @@ from marketing_agents.memory.short_term import ShortTermMemory
 from marketing_agents.stores.postgres import LeadRepository
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class HandoffOutcome:
-    package: HandoffPackage
-    record: HandoffRecord
-    plan: EngagementPlan | None
 
 
 TriagePort = Callable[[Lead, UUID | None], Awaitable[TriageResult]]

@@ -48,7 +48,8 @@ class HandoffPackage(DomainModel):
 
 class HandoffStatus(StrEnum):
     COMPLETED = "completed"
-    REJECTED = "rejected"
+    REJECTED = "rejected"  # the package was not good enough to send
+    DEAD_LETTERED = "dead_lettered"  # the receiver kept failing
 
 
 class HandoffRecord(DomainModel):

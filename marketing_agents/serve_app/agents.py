@@ -16,13 +16,14 @@ from ray.serve.handle import DeploymentHandle
 
 from marketing_agents.actors.engagement import ContactPolicy, EngagementAgent
 from marketing_agents.actors.enrichment import Enricher
+from marketing_agents.actors.handoff import HandoffOrchestrator, HandoffOutcome
+from marketing_agents.actors.lead_intake import LeadIntake
 from marketing_agents.actors.model_opinion import ActiveModel
-from marketing_agents.actors.handoff import HandoffOrchestrator
-from marketing_agents.actors.lead_intake import HandoffOutcome, LeadIntake
 from marketing_agents.actors.triage import TriageAgent, TriageThresholds
 from marketing_agents.domain import (
     Channel,
     EngagementPlan,
+    HandoffPackage,
     Lead,
     LeadDetail,
     LeadProcessingResult,
@@ -35,8 +36,8 @@ from marketing_agents.domain import (
 from marketing_agents.errors import NotFound
 from marketing_agents.memory.actors import memory_manager_on_ray
 from marketing_agents.memory.semantic import SemanticMemory, graph_store_for
-from marketing_agents.scoring_models import ModelRegistry
 from marketing_agents.memory.short_term import ShortTermMemory, TtlPolicy
+from marketing_agents.scoring_models import ModelRegistry
 from marketing_agents.settings import get_settings
 from marketing_agents.stores.connections import StoreConnections
 from marketing_agents.stores.postgres import LeadRepository
@@ -88,17 +89,11 @@ class HandoffOrchestratorDeployment:
 
     async def handoff(self, lead: Lead, triage: TriageResult, provenance: list[ProvenanceEntry],
                       memory: dict) -> HandoffOutcome:
-        now = utc_now()
-        package = self._orchestrator.build_package(lead, triage, provenance, now, memory=memory)
-        quality = self._orchestrator.assess(package, now)
-        package_bytes = len(package.model_dump_json().encode())
-        if not self._orchestrator.accepts(quality):
-            record = self._orchestrator.record(package, quality, package_bytes, utc_now(), accepted=False)
-            return HandoffOutcome(package=package, record=record, plan=None)
-        ref = ray.put(package)
-        plan = await self._engagement.plan.remote(PackageRef(handoff_id=package.handoff_id, ref=ref))
-        record = self._orchestrator.record(package, quality, package_bytes, utc_now(), accepted=True)
-        return HandoffOutcome(package=package, record=record, plan=plan)
+        async def send(package: HandoffPackage) -> EngagementPlan:
+            # By reference: the receiver reads the package from the object store.
+            return await self._engagement.plan.remote(PackageRef(handoff_id=package.handoff_id, ref=ray.put(package)))
+
+        return await self._orchestrator.hand_off(lead, triage, provenance, memory, send, utc_now)
 
 
 @serve.deployment(name="LeadOrchestrator")

@@ -19,7 +19,6 @@ import asyncpg
 from marketing_agents.domain import (
     Campaign,
     Channel,
-    UnsubscribeResult,
     EngagementPlan,
     HandoffPackage,
     HandoffRecord,
@@ -27,6 +26,7 @@ from marketing_agents.domain import (
     LeadDetail,
     LeadProcessingResult,
     TriageResult,
+    UnsubscribeResult,
 )
 from marketing_agents.domain.engagement import Touchpoint
 from marketing_agents.errors import IdempotencyKeyReused, LeadExists, StorageError

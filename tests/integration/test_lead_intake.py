@@ -130,13 +130,28 @@ async def test_a_lead_without_consent_is_disqualified_and_never_handed_off(pool,
     assert counts["leads"] == 1 and counts["handoffs"] == 0 and counts["touchpoints"] == 0
 
 
-async def test_a_failing_engagement_agent_stores_nothing(pool, repository, redis_client):
-    before = await total_leads(pool)
-    with pytest.raises(RuntimeError, match="engagement replica died"):
-        await intake(repository, redis_client, InProcessAgents(fail_engagement=True)).submit(
-            NewLead(**lead_payload(email="fail@acme-robotics.com")), idempotency_key="fail-1")
-    assert await total_leads(pool) == before
-    assert await pool.fetchval("SELECT count(*) FROM idempotency_keys WHERE key = 'fail-1'") == 0
+async def test_an_engagement_agent_that_fails_once_is_retried_and_the_lead_is_fully_engaged(pool, repository,
+                                                                                            redis_client):
+    agents = InProcessAgents(fail_engagement=1)
+    result = await intake(repository, redis_client, agents).submit(NewLead(**lead_payload(email="flaky@acme.io")))
+    assert agents.engagement_calls == 2
+    counts = await rows_for(pool, result.lead_id)
+    assert counts["handoffs"] == 1 and counts["engagement_plans"] == 1 and counts["touchpoints"] >= 1
+    assert await pool.fetchval("SELECT status FROM leads WHERE id = $1", result.lead_id) == "engaged"
+
+
+async def test_an_engagement_agent_that_keeps_failing_dead_letters_the_handoff_never_half_engaged(
+        pool, repository, redis_client):
+    agents = InProcessAgents(fail_engagement=99)
+    result = await intake(repository, redis_client, agents).submit(
+        NewLead(**lead_payload(email="fail@acme-robotics.com")), idempotency_key="fail-1")
+    assert agents.engagement_calls == 3, "retried, then given up"
+    assert result.engagement_plan is None and result.next_actions == []
+    counts = await rows_for(pool, result.lead_id)
+    assert counts["engagement_plans"] == 0 and counts["touchpoints"] == 0
+    handoff = await pool.fetchrow("SELECT status, reason FROM handoffs WHERE lead_id = $1", result.lead_id)
+    assert handoff["status"] == "dead_lettered" and "engagement replica died" in handoff["reason"]
+    assert await pool.fetchval("SELECT status FROM leads WHERE id = $1", result.lead_id) == "needs_review"
 
 
 async def test_a_write_failing_midway_rolls_back_the_whole_lead(pool, repository, redis_client, monkeypatch):
