@@ -15,6 +15,7 @@ from pathlib import Path
 from uuid import UUID
 
 import marketing_agents
+from marketing_agents.cli_args import bounded_int
 from marketing_agents.errors import ConfigError, MarketingAgentsError
 from marketing_agents.settings import Settings
 
@@ -218,19 +219,6 @@ def _simulate_campaign(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
-def _bounded_int(low: int, high: int):
-    def parse(text: str) -> int:
-        try:
-            value = int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"'{text}' is not a whole number") from None
-        if not low <= value <= high:
-            raise argparse.ArgumentTypeError(f"{value} is outside {low}..{high}")
-        return value
-
-    return parse
-
-
 def _iso_date(text: str) -> date:
     try:
         return date.fromisoformat(text)
@@ -300,10 +288,10 @@ def build_parser() -> argparse.ArgumentParser:
         description="Simulates a campaign whose arms (variant x channel) have known true conversion rates "
                     "(0.5%%..5%% per impression, the best 10%%..50%% ahead of the runner-up, daily noise) and "
                     "reports the optimizer's conversions against an equal split and an oracle that knows the best arm.")
-    sim.add_argument("--arms", type=_bounded_int(2, 52), default=8, metavar="N", help="number of arms (default 8)")
-    sim.add_argument("--days", type=_bounded_int(1, 3650), default=30, metavar="D", help="days (default 30)")
-    sim.add_argument("--seed", type=_bounded_int(0, 2**31), default=0, metavar="S", help="first seed (default 0)")
-    sim.add_argument("--seeds", type=_bounded_int(1, 1000), default=None, metavar="K",
+    sim.add_argument("--arms", type=bounded_int(2, 52, "arms"), default=8, metavar="N", help="number of arms (default 8)")
+    sim.add_argument("--days", type=bounded_int(1, 3650, "days"), default=30, metavar="D", help="days (default 30)")
+    sim.add_argument("--seed", type=bounded_int(0, 2**31), default=0, metavar="S", help="first seed (default 0)")
+    sim.add_argument("--seeds", type=bounded_int(1, 1000, "seeds"), default=None, metavar="K",
                      help="run seeds S..S+K-1 and summarise the spread")
     sim.set_defaults(handler=_simulate_campaign)
     rfm = verbs.add_parser(

@@ -17,25 +17,7 @@ import argparse
 import json
 import sys
 
-
-def _folds(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"'{text}' is not a whole number of folds") from None
-    if value < 2:
-        raise argparse.ArgumentTypeError(f"cross-validation needs at least 2 folds, not {value}")
-    return value
-
-
-def _positive(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"'{text}' is not a whole number") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, not {value}")
-    return value
+from marketing_agents.cli_args import bounded_int
 
 
 def registry_for(settings):
@@ -112,7 +94,7 @@ def add_scoring_verbs(verbs) -> None:
     train.add_argument("--label", required=True, metavar="COLUMN", help="binary label: 0/1, true/false or yes/no")
     train.add_argument("--out", required=True, metavar="DIR", help="directory for the artifacts")
     train.add_argument("--id", metavar="COLUMN", help="lead id column (not used as a feature)")
-    train.add_argument("--cv", type=_folds, default=5, metavar="K", help="cross-validation folds (default 5)")
+    train.add_argument("--cv", type=bounded_int(2, what="folds"), default=5, metavar="K", help="cross-validation folds (default 5)")
     train.add_argument("--register", action="store_true", help="also register the model in MAS_DATA_DIR/models")
     train.add_argument("--promote", action="store_true", help="register and make it the active model")
     train.set_defaults(handler=train_command)
@@ -142,7 +124,7 @@ def add_scoring_verbs(verbs) -> None:
     actions.add_parser("rollback", help="re-activate the previously active version")
     default = actions.add_parser("ensure-default",
                                  help="train and activate the synthetic default model if the registry is empty")
-    default.add_argument("--rows", type=_positive, default=20_000, metavar="N")
+    default.add_argument("--rows", type=bounded_int(1, what="rows"), default=20_000, metavar="N")
     default.add_argument("--seed", type=int, default=7)
     models.set_defaults(handler=models_command)
 
