@@ -150,12 +150,8 @@ class ShortTermMemory:
         return await self.store.delete_indexed(lead_index(lead_id), context_key(lead_id))
 
     async def export_lead(self, lead_id: UUID) -> dict[str, Any]:
-        keys = [k.decode() for k in await self.store.client.smembers(lead_index(lead_id))]
-        exported: dict[str, Any] = {}
-        for key in sorted(keys):
-            kind = await self.store.client.type(key)
-            exported[key] = await (self.store.get_hash(key) if kind == b"hash" else self.store.get_json(key))
-        return exported
+        """Every value the lead's index lists, by key."""
+        return await self.store.read_indexed(lead_index(lead_id))
 
 
 def event_channel(topic: str) -> str:

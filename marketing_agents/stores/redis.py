@@ -71,10 +71,6 @@ class RedisShortTermStore:
         self._release = client.register_script(_RELEASE_LOCK)
         self._window = client.register_script(_SLIDING_WINDOW)
 
-    @property
-    def client(self) -> aioredis.Redis:
-        return self._client
-
     async def _call(self, action: str, operation):
         try:
             return await operation
@@ -110,9 +106,6 @@ class RedisShortTermStore:
         raw = await self._call("read a hash", self._client.hgetall(key))
         return {k.decode(): json.loads(v) for k, v in raw.items() if k != b"_seq"}
 
-    async def ttl(self, key: str) -> int:
-        return await self._call("read a TTL", self._client.ttl(key))
-
     async def acquire_lock(self, key: str, token: str, ttl_ms: int) -> bool:
         return bool(await self._call("take a lock", self._client.set(key, token, nx=True, px=ttl_ms)))
 
@@ -127,6 +120,15 @@ class RedisShortTermStore:
 
     async def publish(self, channel: str, message: dict[str, Any]) -> int:
         return await self._call("publish an event", self._client.publish(channel, json.dumps(message, default=str)))
+
+    async def read_indexed(self, index: str) -> dict[str, Any]:
+        """The keys listed in the ``index`` set with their values (hashes as dicts), sorted by key."""
+        members = await self._call("read an index", self._client.smembers(index))
+        values: dict[str, Any] = {}
+        for key in sorted(m.decode() for m in members):
+            kind = await self._call("read a key's type", self._client.type(key))
+            values[key] = await (self.get_hash(key) if kind == b"hash" else self.get_json(key))
+        return values
 
     async def delete_indexed(self, index: str, *keys: str) -> int:
         """Deletes the keys listed in the ``index`` set, the given keys, and the index itself."""
