@@ -55,7 +55,10 @@ class Consent(DomainModel):
 
 class LeadStatus(StrEnum):
     TRIAGED = "triaged"
+    HANDING_OFF = "handing_off"  # accepted and stored; its handoff is in flight (or waiting to be resumed)
     ENGAGED = "engaged"
+    IN_CONVERSATION = "in_conversation"  # replied or met: people talk now, the automated sequence stops
+    CONVERTED = "converted"
     NEEDS_REVIEW = "needs_review"
     DISQUALIFIED = "disqualified"
 
