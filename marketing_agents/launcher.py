@@ -32,6 +32,7 @@ import psutil
 import yaml
 
 import marketing_agents
+from marketing_agents.actors.routing import RoutingRules
 from marketing_agents.errors import ConfigError, MarketingAgentsError
 from marketing_agents.serve_app.status import APP_NAME
 from marketing_agents.settings import Settings
@@ -118,6 +119,7 @@ class Launcher:
         self._info.write()
         self.say(f"marketing-agents {marketing_agents.__version__}: data in {self.data_dir}")
 
+        self._step("routing rules", self._check_routing_rules)
         dsn = self._start_postgres()
         redis_url = self._start_redis()
         self._step("schema migrations", lambda: describe(asyncio.run(migrate(dsn))))
@@ -198,6 +200,14 @@ class Launcher:
             raise ConfigError(f"port(s) already in use: {', '.join(taken)}; stop what holds them or choose "
                               "other ports with the variables named")
 
+    def _check_routing_rules(self) -> str:
+        """Refuses a broken rules file before anything starts, and hands replicas its absolute path."""
+        path = self.settings.routing_rules_file
+        rules = RoutingRules.load(path)
+        if path is not None:
+            os.environ["MAS_ROUTING_RULES_FILE"] = str(Path(path).resolve())
+        return f"{len(rules.rules)} rules from {path or 'the bundled routing_rules.yaml'}"
+
     def _start_postgres(self) -> str:
         if self.settings.postgres_dsn is not None:
             self.say("  PostgreSQL: external (MAS_POSTGRES_DSN)")
@@ -275,7 +285,7 @@ class Launcher:
         serve_cli = Path(sys.executable).with_name("serve")
         deploy = subprocess.run(
             [str(serve_cli), "deploy", str(effective), "--address", self.dashboard_url],
-            capture_output=True, text=True, timeout=120,
+            check=False, capture_output=True, text=True, timeout=120,
         )
         if deploy.returncode != 0:
             raise ConfigError(f"`serve deploy` failed:\n{deploy.stderr[-2000:]}")

@@ -58,6 +58,9 @@ class Settings(BaseSettings):
     triage_warm_min: float = Field(default=50.0, ge=0, le=100)
     triage_nurture_min: float = Field(default=25.0, ge=0, le=100)
 
+    # Routing rules (YAML; see marketing_agents/actors/data/routing_rules.yaml, used when unset).
+    routing_rules_file: Path | None = None
+
     # The memory consolidator runs in the cluster this often (seconds); 0 turns the schedule off.
     consolidate_every_s: int = Field(default=3600, ge=0)
 

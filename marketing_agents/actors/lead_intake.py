@@ -14,7 +14,7 @@ from datetime import datetime
 from uuid import UUID, uuid4
 
 from marketing_agents.actors.handoff import HandoffOutcome
-from marketing_agents.actors.triage import ENGAGEMENT_AGENT
+from marketing_agents.actors.routing import ENGAGEMENT_AGENT
 from marketing_agents.domain import (
     Lead,
     LeadProcessingResult,

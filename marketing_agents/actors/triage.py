@@ -13,12 +13,11 @@ from datetime import datetime
 
 from marketing_agents.actors.enrichment import Enricher
 from marketing_agents.actors.model_opinion import ModelOpinion
+from marketing_agents.actors.routing import Router, RoutingRules
 from marketing_agents.domain import Lead, ScoreFactor, TriageCategory, TriageResult
 from marketing_agents.domain.triage import LeadEnrichment
 
 SCORING_MODEL = "rules-v1"
-ENGAGEMENT_AGENT = "EngagementAgent"
-HUMAN_REVIEW = "HumanReview"  # the queue people work through in the CRM
 
 # Ordered: the first rule with a keyword among the title's words wins ("Director" is not "cto",
 # and "Vice President" is a VP before it is a president).
@@ -90,10 +89,12 @@ class TriageAgent:
     """Scores, classifies and routes a lead. Deterministic: the same lead always gets the same answer."""
 
     def __init__(self, thresholds: TriageThresholds, enricher: Enricher | None = None,
-                 model: Callable[[Lead, LeadEnrichment], ModelOpinion | None] | None = None) -> None:
+                 model: Callable[[Lead, LeadEnrichment], ModelOpinion | None] | None = None,
+                 router: Router | None = None) -> None:
         self.thresholds = thresholds
         self.enricher = enricher or Enricher()
         self.model = model
+        self.router = router or Router(RoutingRules.load())
 
     def triage(self, lead: Lead, now: datetime, enrichment: LeadEnrichment | None = None) -> TriageResult:
         enrichment = enrichment or self.enricher.enrich(lead)
@@ -112,19 +113,17 @@ class TriageAgent:
                             f"against: {opinion.factors_against or 'nothing notable'}"))
         lead_score = blended_score(fit_score, engagement_score, opinion.probability if opinion else None)
         category, reason = self._classify(lead, lead_score)
-        route_to = None if category is TriageCategory.DISQUALIFIED else ENGAGEMENT_AGENT
-        if enrichment.duplicate_of is not None and route_to is not None:
-            route_to = HUMAN_REVIEW
-            reason += f"; held for review as a possible duplicate of lead {enrichment.duplicate_of}"
+        route = self.router.route(category, lead_score, enrichment)
         return TriageResult(
             lead_id=lead.id,
             lead_score=lead_score,
             fit_score=fit_score,
             engagement_score=engagement_score,
             triage_category=category,
-            reason=reason,
+            reason=f"{reason}; {route.reason}",
             factors=sorted(fit + engagement + model_factors, key=lambda f: -f.points),
-            route_to=route_to,
+            route_to=route.to,
+            routing_rule=route.rule,
             scoring_model=f"{SCORING_MODEL}+{opinion.version}" if opinion else SCORING_MODEL,
             model_probability=opinion.probability if opinion else None,
             enrichment=enrichment,

@@ -48,7 +48,8 @@ class TriageResult(DomainModel):
     triage_category: TriageCategory
     reason: Text = Field(description="Why the lead got its category, in one sentence.")
     factors: list[ScoreFactor] = Field(default_factory=list)
-    route_to: str | None = Field(description="The agent that takes the lead next; None when nobody does.")
+    route_to: str | None = Field(description="The agent or human queue that takes the lead next; None when nobody does.")
+    routing_rule: str | None = Field(default=None, description="The routing rule that chose route_to, if one did.")
     scoring_model: str = Field(description="Which scorer produced lead_score, e.g. 'rules-v1+v0001-...'.")
     model_probability: float | None = Field(default=None, ge=0, le=1,
                                             description="The scoring model's calibrated conversion probability.")

@@ -6,6 +6,7 @@ nothing here decides anything. Deployment names are the names in ``ray_configs/s
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from datetime import timedelta
 from uuid import UUID
@@ -19,6 +20,7 @@ from marketing_agents.actors.enrichment import Enricher
 from marketing_agents.actors.handoff import HandoffOrchestrator, HandoffOutcome
 from marketing_agents.actors.lead_intake import LeadIntake
 from marketing_agents.actors.model_opinion import ActiveModel
+from marketing_agents.actors.routing import Router, RoutingRules
 from marketing_agents.actors.triage import TriageAgent, TriageThresholds
 from marketing_agents.domain import (
     Channel,
@@ -54,20 +56,30 @@ class PackageRef:
 
 @serve.deployment(name="TriageAgent")
 class TriageAgentDeployment:
+    # Queue capacities are checked against counts at most this old: one query per interval, not per lead.
+    QUEUE_LOAD_MAX_AGE_S = 2.0
+
     async def __init__(self) -> None:
         s = get_settings()
+        self._stores = StoreConnections(s.model_copy(update={"postgres_pool_size": 2}))
+        pool = await self._stores.pool()
         # Industry spellings come from the knowledge graph, read once per replica.
-        stores = StoreConnections(s.model_copy(update={"postgres_pool_size": 1}))
-        graph = graph_store_for(s, await stores.pool())
+        graph = graph_store_for(s, pool)
         try:
             synonyms = await SemanticMemory(graph).industry_synonyms()
         finally:
             await graph.close()
-            await stores.close()
+        self._leads = LeadRepository(pool, timedelta(seconds=s.idempotency_ttl_s))
+        self._queue_loads: dict[str, int] = {}
+        self._loads_read_at = float("-inf")
         self._agent = TriageAgent(TriageThresholds(s.triage_hot_min, s.triage_warm_min, s.triage_nurture_min),
-                                  Enricher(synonyms), ActiveModel(ModelRegistry(s.data_path / "models")))
+                                  Enricher(synonyms), ActiveModel(ModelRegistry(s.data_path / "models")),
+                                  Router(RoutingRules.load(s.routing_rules_file), lambda: self._queue_loads))
 
-    def triage(self, lead: Lead, duplicate_of: UUID | None = None) -> TriageResult:
+    async def triage(self, lead: Lead, duplicate_of: UUID | None = None) -> TriageResult:
+        if time.monotonic() - self._loads_read_at > self.QUEUE_LOAD_MAX_AGE_S:
+            self._queue_loads = await self._leads.queue_loads()
+            self._loads_read_at = time.monotonic()
         return self._agent.triage(lead, utc_now(), self._agent.enricher.enrich(lead, duplicate_of))
 
 

@@ -98,6 +98,16 @@ class LeadRepository:
             return await self._pool.fetchval(
                 "SELECT id FROM leads WHERE email = $1 ORDER BY created_at, id LIMIT 1", email)
 
+    async def queue_loads(self) -> dict[str, int]:
+        """Leads waiting in each human queue: held for review, by the route of their latest triage."""
+        async with translated_errors("count the leads in each queue"):
+            rows = await self._pool.fetch(
+                """SELECT t.route_to, count(*) AS waiting FROM leads l
+                   CROSS JOIN LATERAL (SELECT route_to FROM triage_results WHERE lead_id = l.id
+                                       ORDER BY triaged_at DESC, id DESC LIMIT 1) t
+                   WHERE l.status = 'needs_review' AND t.route_to IS NOT NULL GROUP BY t.route_to""")
+        return {row["route_to"]: row["waiting"] for row in rows}
+
     async def lead_id_for_external_id(self, external_id: str) -> UUID | None:
         async with translated_errors("look up a lead"):
             return await self._pool.fetchval("SELECT id FROM leads WHERE external_id = $1", external_id)

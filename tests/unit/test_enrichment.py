@@ -8,7 +8,8 @@ from datetime import datetime, timezone
 import pytest
 
 from marketing_agents.actors.enrichment import Enricher, countries, industry_synonyms
-from marketing_agents.actors.triage import ENGAGEMENT_AGENT, HUMAN_REVIEW, TriageAgent, TriageThresholds
+from marketing_agents.actors.routing import ENGAGEMENT_AGENT, HUMAN_REVIEW
+from marketing_agents.actors.triage import TriageAgent, TriageThresholds
 from marketing_agents.domain import Lead, NewLead
 from marketing_agents.memory.semantic import starter_graph
 
