@@ -78,6 +78,34 @@ class Settings(BaseSettings):
     # A handoff package scoring below this never reaches the receiving agent.
     handoff_min_quality: float = Field(default=0.6, ge=0, le=1)
 
+    # A failing receiver is tried this often, waiting first_backoff, then twice as long each time.
+    handoff_attempts: int = Field(default=5, ge=1, le=20)
+    handoff_first_backoff_s: float = Field(default=0.2, ge=0)
+    # A stored handoff whose process died is resumed once its lease runs out; recovery looks this often.
+    handoff_lease_s: int = Field(default=60, ge=1)
+    handoff_recovery_every_s: float = Field(default=15.0, ge=0)
+
+    # The campaign optimizer's policy, MAS_OPTIMIZER_*: one field per OptimizerPolicy field
+    # (actors/campaign_optimizer.py documents each; the defaults are the policy's own). Shares are
+    # fractions of the budget; the escalation thresholds are inclusive. MAS_OPTIMIZER_SEED varies the
+    # random stream, which is otherwise fixed per campaign and day of metrics.
+    optimizer_rate_basis: str = Field(default="impression", pattern="^(impression|click)$")
+    optimizer_prior_weight: float = Field(default=100.0, gt=0)
+    optimizer_posterior_draws: int = Field(default=10_000, ge=100)
+    optimizer_pause_below_p_best: float = Field(default=0.05, ge=0, le=1)
+    optimizer_min_impressions_to_pause: int = Field(default=3_000, ge=0)
+    optimizer_min_clicks_to_pause: int = Field(default=30, ge=0)
+    optimizer_min_active_arms: int = Field(default=2, ge=1)
+    optimizer_min_share: float = Field(default=0.01, ge=0, le=1)
+    optimizer_max_share: float = Field(default=1.0, ge=0, le=1)
+    optimizer_max_daily_change: float = Field(default=0.2, ge=0, le=1)
+    optimizer_escalate_roi_at: float = -0.2
+    optimizer_roi_min_spend: float = Field(default=1000.0, ge=0)
+    optimizer_escalate_budget_spent_at: float = Field(default=0.9, gt=0)
+    optimizer_escalate_pause_share_at: float = Field(default=0.3, ge=0, le=1)
+    optimizer_escalate_share_drop_at: float | None = Field(default=0.5, ge=0, le=1)
+    optimizer_seed: int = Field(default=0, ge=0)
+
     @property
     def data_path(self) -> Path:
         return self.data_dir.expanduser().resolve()

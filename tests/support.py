@@ -10,6 +10,7 @@ from pathlib import Path
 
 from marketing_agents.actors.engagement import EngagementAgent
 from marketing_agents.actors.handoff import HandoffOrchestrator, HandoffRetry
+from marketing_agents.actors.lead_intake import LeadIntake
 from marketing_agents.actors.triage import TriageAgent, TriageThresholds
 from marketing_agents.domain import utc_now
 from marketing_agents.settings import Settings
@@ -41,7 +42,7 @@ def lead_payload(**overrides: object) -> dict:
     return payload
 
 
-async def fresh_database(stores: "EmbeddedStores", name: str) -> str:
+async def fresh_database(stores: EmbeddedStores, name: str) -> str:
     """An empty database on the session's PostgreSQL; returns its DSN."""
     import asyncpg
 
@@ -105,11 +106,17 @@ class InProcessAgents:
         enrichment = self.triage_agent.enricher.enrich(lead, duplicate_of)
         return self.triage_agent.triage(lead, utc_now() - self.triage_delay, enrichment)
 
-    async def handoff(self, lead, triage, provenance, memory=None):
+    async def prepare(self, lead, triage, provenance, memory=None):
+        return self.orchestrator.prepare(lead, triage, provenance, memory or {}, utc_now())
+
+    async def deliver(self, package):
         async def send(package):
             self.engagement_calls += 1
             if self.engagement_calls <= self.fail_engagement:
                 raise RuntimeError("engagement replica died")
             return self.engagement.plan(package, utc_now())
 
-        return await self.orchestrator.hand_off(lead, triage, provenance, memory or {}, send, utc_now)
+        return await self.orchestrator.deliver(package, send)
+
+    def intake(self, repository, short_term, memory=None) -> LeadIntake:
+        return LeadIntake(self.triage, self.prepare, self.deliver, repository, short_term, memory=memory)

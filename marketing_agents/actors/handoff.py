@@ -1,13 +1,16 @@
 """The handoff orchestrator's judgment: build the package, score its quality, decide whether it may go.
 
 The transfer itself (``ray.put`` and the call to the receiving agent) is wiring and lives with the
-Serve deployment; what is decided here is plain logic that unit tests call without Ray.
+Serve deployment; what is decided here is plain logic that unit tests call without Ray. Persisting
+the handoff is the lead orchestrator's: it stores the ``pending`` record before :meth:`deliver` runs
+and the outcome after it, so that a handoff survives the death of any process on the way.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -39,18 +42,43 @@ _CONTACT_FIELDS = ("email", "first_name", "last_name", "company", "job_title", "
 
 
 @dataclass(frozen=True)
-class HandoffOutcome:
+class PreparedHandoff:
+    """A scored package and its record: ``pending`` when it may be sent, ``rejected`` when not."""
+
     package: HandoffPackage
     record: HandoffRecord
+
+    @property
+    def accepted(self) -> bool:
+        return self.record.status is HandoffStatus.PENDING
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """What came of sending a package: the receiver's plan, or the errors of every failed attempt."""
+
     plan: EngagementPlan | None
+    attempts: int
+    errors: tuple[str, ...] = ()
+    latency_ms: float = 0.0
+
+    @property
+    def dead_letter_reason(self) -> str:
+        return (f"the receiver failed {len(self.errors)} times; last error: {self.errors[-1]}; "
+                "held for human review") if self.errors else "not delivered"
 
 
 @dataclass(frozen=True)
 class HandoffRetry:
-    """How often a failing receiver is retried, with exponential backoff, before the handoff is dead-lettered."""
+    """How a failing receiver is retried, with exponential backoff, before the handoff is dead-lettered.
 
-    attempts: int = 3
-    first_backoff_s: float = 0.1
+    The defaults wait 0.2 + 0.4 + 0.8 + 1.6 s between five attempts: long enough for Serve to replace a
+    dead replica, short enough that the client's request does not time out.
+    """
+
+    attempts: int = 5
+    first_backoff_s: float = 0.2
+    attempt_timeout_s: float = 30.0
 
 
 Send = Callable[[HandoffPackage], Awaitable[EngagementPlan]]
@@ -61,36 +89,33 @@ class HandoffOrchestrator:
         self.min_quality = min_quality
         self.retry = retry
 
-    async def hand_off(self, lead: Lead, triage: TriageResult, provenance: list[ProvenanceEntry], memory: dict,
-                       send: Send, clock: Callable[[], datetime]) -> HandoffOutcome:
-        """Packages, scores, and sends the package to the receiver, retrying a failing receiver.
-
-        A package below the quality bar is never sent. A receiver that keeps failing gets the
-        handoff dead-lettered with the last error: the caller then stores the lead as waiting for
-        review, never half-engaged, because nothing of the plan was kept.
-        """
-        now = clock()
+    def prepare(self, lead: Lead, triage: TriageResult, provenance: list[ProvenanceEntry], memory: dict,
+                now: datetime) -> PreparedHandoff:
+        """Packages and scores; the record is what gets persisted before anything is sent."""
         package = self.build_package(lead, triage, provenance, now, memory=memory)
         quality = self.assess(package, now)
         size = len(package.model_dump_json().encode())
-        if not self.accepts(quality):
-            return HandoffOutcome(package, self.record(package, quality, size, clock(), accepted=False), None)
+        return PreparedHandoff(package, self.record(package, quality, size, now, accepted=self.accepts(quality)))
+
+    async def deliver(self, package: HandoffPackage, send: Send) -> Delivery:
+        """Sends the package, retrying a failing or hanging receiver with backoff.
+
+        Any exception counts as a failed attempt: a dead replica, a crash in the agent, a timeout. The
+        receiver is pure (it only plans), so a retry after a failure cannot have done anything twice.
+        """
+        started = time.perf_counter()
         errors: list[str] = []
         for attempt in range(self.retry.attempts):
             if attempt:
                 await asyncio.sleep(self.retry.first_backoff_s * 2 ** (attempt - 1))
             try:
-                plan = await send(package)
-            except Exception as exc:  # any receiver failure: a dead replica, a crash, a timeout
-                errors.append(f"{type(exc).__name__}: {exc}")
-                log.warning("handoff %s attempt %d failed: %s", package.handoff_id, attempt + 1, exc)
+                plan = await asyncio.wait_for(send(package), self.retry.attempt_timeout_s)
+            except Exception as exc:  # noqa: BLE001 - whatever the receiver's failure, the handoff goes on
+                errors.append(f"{type(exc).__name__}: {exc}"[:500])
+                log.warning("handoff %s attempt %d failed: %s", package.handoff_id, attempt + 1, errors[-1])
                 continue
-            return HandoffOutcome(package, self.record(package, quality, size, clock(), accepted=True), plan)
-        record = self.record(package, quality, size, clock(), accepted=False).model_copy(update={
-            "status": HandoffStatus.DEAD_LETTERED,
-            "reason": f"the receiver failed {len(errors)} times; last error: {errors[-1]}; held for human review",
-        })
-        return HandoffOutcome(package, record, None)
+            return Delivery(plan, attempt + 1, tuple(errors), _ms_since(started))
+        return Delivery(None, self.retry.attempts, tuple(errors), _ms_since(started))
 
     def build_package(
         self, lead: Lead, triage: TriageResult, provenance: list[ProvenanceEntry], now: datetime,
@@ -156,7 +181,7 @@ class HandoffOrchestrator:
         self, package: HandoffPackage, quality: HandoffQuality, package_bytes: int, now: datetime, accepted: bool
     ) -> HandoffRecord:
         if accepted:
-            reason = f"quality {quality.score:.2f} meets the minimum {self.min_quality:.2f}; delivered by reference"
+            reason = f"quality {quality.score:.2f} meets the minimum {self.min_quality:.2f}; sent by reference"
         else:
             failures = [f"{name} is {value:.2f}" for name, value in _poor_dimensions(quality)]
             if quality.score < self.min_quality:
@@ -168,16 +193,19 @@ class HandoffOrchestrator:
             lead_id=package.lead.id,
             from_agent=package.from_agent,
             to_agent=package.to_agent,
-            status=HandoffStatus.COMPLETED if accepted else HandoffStatus.REJECTED,
+            status=HandoffStatus.PENDING if accepted else HandoffStatus.REJECTED,
             quality=quality,
             reason=reason,
             package_bytes=package_bytes,
             created_at=package.created_at,
-            completed_at=now if accepted else None,
         )
 
     def accepts(self, quality: HandoffQuality) -> bool:
         return quality.score >= self.min_quality and not _poor_dimensions(quality)
+
+
+def _ms_since(started: float) -> float:
+    return round((time.perf_counter() - started) * 1000, 3)
 
 
 def _poor_dimensions(quality: HandoffQuality) -> list[tuple[str, float]]:

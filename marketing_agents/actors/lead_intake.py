@@ -13,9 +13,10 @@ from collections.abc import Awaitable, Callable
 from datetime import datetime
 from uuid import UUID, uuid4
 
-from marketing_agents.actors.handoff import HandoffOutcome
+from marketing_agents.actors.handoff import Delivery, PreparedHandoff
 from marketing_agents.actors.routing import ENGAGEMENT_AGENT
 from marketing_agents.domain import (
+    HandoffPackage,
     Lead,
     LeadProcessingResult,
     LeadStatus,
@@ -33,7 +34,8 @@ log = logging.getLogger(__name__)
 
 
 TriagePort = Callable[[Lead, UUID | None], Awaitable[TriageResult]]
-HandoffPort = Callable[[Lead, TriageResult, list[ProvenanceEntry], dict], Awaitable[HandoffOutcome]]
+PreparePort = Callable[[Lead, TriageResult, list[ProvenanceEntry], dict], Awaitable[PreparedHandoff]]
+DeliverPort = Callable[[HandoffPackage], Awaitable[Delivery]]
 
 
 def request_fingerprint(new_lead: NewLead) -> str:
@@ -45,14 +47,16 @@ class LeadIntake:
     def __init__(
         self,
         triage: TriagePort,
-        handoff: HandoffPort,
+        prepare: PreparePort,
+        deliver: DeliverPort,
         leads: LeadRepository,
         short_term: ShortTermMemory,
         memory: UnifiedMemoryManager | None = None,
         clock: Callable[[], datetime] = utc_now,
     ) -> None:
         self._triage = triage
-        self._handoff = handoff
+        self._prepare = prepare
+        self._deliver = deliver
         self._leads = leads
         self._short_term = short_term
         self._memory = memory
@@ -85,44 +89,81 @@ class LeadIntake:
         triage = await self._triage(lead, duplicate_of)
         provenance.append(ProvenanceEntry(agent="TriageAgent", action="triaged", at=triage.triaged_at))
 
-        outcome = None
+        prepared = None
         if triage.route_to == ENGAGEMENT_AGENT:
             recalled = await self._memory.recall(lead) if self._memory else None
             if recalled is not None:
                 provenance.append(ProvenanceEntry(agent="UnifiedMemoryManager", action="recalled", at=self._clock()))
             memory = recalled.model_dump(mode="json") if recalled else {}
-            outcome = await self._handoff(lead, triage, provenance, memory)
-        plan = outcome.plan if outcome else None
+            prepared = await self._prepare(lead, triage, provenance, memory)
         if triage.route_to is None:
             lead.status = LeadStatus.DISQUALIFIED
-        elif plan is None:  # held for human review: a duplicate, or a package not good enough to hand off
+        elif prepared is not None and prepared.accepted:
+            lead.status = LeadStatus.HANDING_OFF
+        else:  # a human queue, a duplicate, or a package not good enough to hand off
             lead.status = LeadStatus.NEEDS_REVIEW
-        else:
-            lead.status = LeadStatus.ENGAGED
 
         result = LeadProcessingResult(
             success=True,
             lead_id=lead.id,
             triage_category=triage.triage_category,
             lead_score=triage.lead_score,
-            engagement_plan=plan,
-            next_actions=plan.next_actions() if plan else [],
-            processing_time_ms=round((time.perf_counter() - started) * 1000, 2),
+            status=lead.status,
+            engagement_plan=None,
+            next_actions=[],
+            processing_time_ms=_ms_since(started),
         )
+        # Accepted from here: the lead and its pending handoff are in PostgreSQL before anything is sent.
         stored = await self._leads.save_processed(
             lead=lead,
             triage=triage,
-            package=outcome.package if outcome else None,
-            handoff=outcome.record if outcome else None,
-            plan=plan,
+            package=prepared.package if prepared else None,
+            handoff=prepared.record if prepared else None,
             result=result,
             idempotency_key=idempotency_key,
             request_hash=request_hash,
         )
-        if stored.lead_id == lead.id:
-            await self._cache_and_announce(lead, triage, outcome)
-            await self._remember_score(lead, triage)
-        return stored
+        if stored.lead_id != lead.id:
+            return stored  # a concurrent request with the same key won; its answer is the answer
+        await self._announce_triage(lead, triage)
+        if prepared is not None:
+            await self._announce_handoff(prepared.record.lead_id, prepared.record.id, prepared.record.status.value,
+                                         prepared.record.quality.score)
+        if prepared is not None and prepared.accepted:
+            result = await self._finish_handoff(prepared.package, started, result)
+        await self._cache_context(lead, triage, prepared, result)
+        await self._remember_score(lead, triage)
+        return result
+
+    async def resume_stalled_handoffs(self, limit: int = 20) -> int:
+        """Finishes handoffs left pending by a process that died mid-handoff; returns how many."""
+        packages = await self._leads.claim_stalled_handoffs(limit)
+        for package in packages:
+            log.info("resuming handoff %s of lead %s", package.handoff_id, package.lead.id)
+            await self._finish_handoff(package, None, None)
+        return len(packages)
+
+    async def _finish_handoff(self, package: HandoffPackage, started: float | None,
+                              result: LeadProcessingResult | None) -> LeadProcessingResult | None:
+        """Delivers a stored package and stores the outcome: fully engaged, or back to review."""
+        lead_id, handoff_id = package.lead.id, package.handoff_id
+        try:
+            delivery = await self._deliver(package)
+            if delivery.plan is not None:
+                elapsed = _ms_since(started) if started is not None else None
+                if await self._leads.complete_handoff(handoff_id, delivery.plan, delivery.attempts, elapsed):
+                    await self._announce_handoff(lead_id, handoff_id, "completed", None)
+                    if result is not None:
+                        return result.model_copy(update={
+                            "status": LeadStatus.ENGAGED, "engagement_plan": delivery.plan,
+                            "next_actions": delivery.plan.next_actions(), "processing_time_ms": elapsed})
+            elif await self._leads.dead_letter_handoff(handoff_id, delivery.dead_letter_reason, delivery.attempts):
+                await self._announce_handoff(lead_id, handoff_id, "dead_lettered", None)
+                if result is not None:
+                    return result.model_copy(update={"status": LeadStatus.NEEDS_REVIEW})
+        except Exception as exc:  # noqa: BLE001 - the lead is accepted; recovery finishes what failed here
+            log.warning("handoff %s of lead %s left pending for recovery: %s", handoff_id, lead_id, exc)
+        return result
 
     async def _remember_score(self, lead: Lead, triage: TriageResult) -> None:
         if self._memory is None:
@@ -132,27 +173,39 @@ class LeadIntake:
         except StorageError as exc:
             log.warning("lead %s stored but its score history was not updated: %s", lead.id, exc)
 
-    async def _cache_and_announce(self, lead: Lead, triage: TriageResult, outcome: HandoffOutcome | None) -> None:
-        """Caches the working context and announces what happened (lead.triaged, handoff.*).
+    async def _announce_triage(self, lead: Lead, triage: TriageResult) -> None:
+        await self._publish("leads", lead.id, "lead.triaged", {
+            "lead_id": str(lead.id), "triage_category": triage.triage_category.value,
+            "lead_score": triage.lead_score, "status": lead.status.value, "route_to": triage.route_to})
 
-        Both only speed others up; the lead is already safe in PostgreSQL, so a failure is logged.
-        """
-        events = [("leads", "lead.triaged", {"lead_id": str(lead.id), "triage_category": triage.triage_category.value,
-                                              "lead_score": triage.lead_score, "status": lead.status.value})]
-        if outcome is not None:
-            events.append(("handoffs", f"handoff.{outcome.record.status.value}",
-                           {"lead_id": str(lead.id), "handoff_id": str(outcome.record.id),
-                            "quality": outcome.record.quality.score, "to_agent": outcome.record.to_agent}))
+    async def _announce_handoff(self, lead_id: UUID, handoff_id: UUID, status: str, quality: float | None) -> None:
+        payload = {"lead_id": str(lead_id), "handoff_id": str(handoff_id), "to_agent": ENGAGEMENT_AGENT}
+        if quality is not None:
+            payload["quality"] = quality
+        await self._publish("handoffs", lead_id, f"handoff.{status}", payload)
+
+    async def _publish(self, topic: str, lead_id: UUID, event_type: str, payload: dict) -> None:
+        """Events only speed others up; the lead is already safe in PostgreSQL, so a failure is logged."""
+        try:
+            await self._short_term.publish(topic, event_type, payload)
+            await self._short_term.publish(f"lead:{lead_id}", event_type, payload)
+        except StorageError as exc:
+            log.warning("lead %s stored but event %s was not announced: %s", lead_id, event_type, exc)
+
+    async def _cache_context(self, lead: Lead, triage: TriageResult, prepared: PreparedHandoff | None,
+                             result: LeadProcessingResult) -> None:
+        """Caches the lead's working context for the agents that act on it next."""
         context = {
-            "lead": lead.model_dump(mode="json"),
+            "lead": lead.model_copy(update={"status": result.status}).model_dump(mode="json"),
             "triage": triage.model_dump(mode="json"),
-            "handoff_id": str(outcome.record.id) if outcome else None,
-            "plan_id": str(outcome.plan.id) if outcome and outcome.plan else None,
+            "handoff_id": str(prepared.record.id) if prepared else None,
+            "plan_id": str(result.engagement_plan.id) if result.engagement_plan else None,
         }
         try:
             await self._short_term.cache_context(lead.id, context)
-            for topic, event_type, payload in events:
-                await self._short_term.publish(topic, event_type, payload)
-                await self._short_term.publish(f"lead:{lead.id}", event_type, payload)
         except StorageError as exc:
-            log.warning("lead %s stored but its context was not cached or announced: %s", lead.id, exc)
+            log.warning("lead %s stored but its context was not cached: %s", lead.id, exc)
+
+
+def _ms_since(started: float) -> float:
+    return round((time.perf_counter() - started) * 1000, 2)

@@ -47,6 +47,7 @@ class HandoffPackage(DomainModel):
 
 
 class HandoffStatus(StrEnum):
+    PENDING = "pending"  # stored and being sent; a process that dies here leaves it for recovery
     COMPLETED = "completed"
     REJECTED = "rejected"  # the package was not good enough to send
     DEAD_LETTERED = "dead_lettered"  # the receiver kept failing

@@ -9,7 +9,7 @@ from pydantic import Field
 from marketing_agents.domain.common import Channel, DomainModel, Score100
 from marketing_agents.domain.engagement import EngagementPlan, NextAction
 from marketing_agents.domain.handoff import HandoffRecord
-from marketing_agents.domain.lead import Lead
+from marketing_agents.domain.lead import Lead, LeadStatus
 from marketing_agents.domain.triage import TriageCategory, TriageResult
 
 
@@ -20,6 +20,8 @@ class LeadProcessingResult(DomainModel):
     lead_id: UUID
     triage_category: TriageCategory
     lead_score: Score100
+    status: LeadStatus = Field(description="engaged, needs_review, disqualified, or handing_off while the "
+                                           "handoff is still being recovered after a failure.")
     engagement_plan: EngagementPlan | None = Field(description="None when the lead was disqualified or held for review.")
     next_actions: list[NextAction]
     processing_time_ms: float = Field(ge=0)

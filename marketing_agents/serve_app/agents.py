@@ -6,6 +6,8 @@ nothing here decides anything. Deployment names are the names in ``ray_configs/s
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import time
 from dataclasses import dataclass
 from datetime import timedelta
@@ -17,7 +19,12 @@ from ray.serve.handle import DeploymentHandle
 
 from marketing_agents.actors.engagement import ContactPolicy, EngagementAgent
 from marketing_agents.actors.enrichment import Enricher
-from marketing_agents.actors.handoff import HandoffOrchestrator, HandoffOutcome
+from marketing_agents.actors.handoff import (
+    Delivery,
+    HandoffOrchestrator,
+    HandoffRetry,
+    PreparedHandoff,
+)
 from marketing_agents.actors.lead_intake import LeadIntake
 from marketing_agents.actors.model_opinion import ActiveModel
 from marketing_agents.actors.routing import Router, RoutingRules
@@ -44,6 +51,8 @@ from marketing_agents.settings import get_settings
 from marketing_agents.stores.connections import StoreConnections
 from marketing_agents.stores.postgres import LeadRepository
 from marketing_agents.stores.redis import RedisShortTermStore
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -96,21 +105,26 @@ class EngagementAgentDeployment:
 @serve.deployment(name="HandoffOrchestrator")
 class HandoffOrchestratorDeployment:
     def __init__(self, engagement: DeploymentHandle) -> None:
-        self._orchestrator = HandoffOrchestrator(get_settings().handoff_min_quality)
+        s = get_settings()
+        self._orchestrator = HandoffOrchestrator(
+            s.handoff_min_quality, HandoffRetry(s.handoff_attempts, s.handoff_first_backoff_s))
         self._engagement = engagement
 
-    async def handoff(self, lead: Lead, triage: TriageResult, provenance: list[ProvenanceEntry],
-                      memory: dict) -> HandoffOutcome:
+    def prepare(self, lead: Lead, triage: TriageResult, provenance: list[ProvenanceEntry],
+                memory: dict) -> PreparedHandoff:
+        return self._orchestrator.prepare(lead, triage, provenance, memory, utc_now())
+
+    async def deliver(self, package: HandoffPackage) -> Delivery:
         async def send(package: HandoffPackage) -> EngagementPlan:
             # By reference: the receiver reads the package from the object store.
             return await self._engagement.plan.remote(PackageRef(handoff_id=package.handoff_id, ref=ray.put(package)))
 
-        return await self._orchestrator.hand_off(lead, triage, provenance, memory, send, utc_now)
+        return await self._orchestrator.deliver(package, send)
 
 
 @serve.deployment(name="LeadOrchestrator")
 class LeadOrchestratorDeployment:
-    def __init__(self, triage: DeploymentHandle, handoff: DeploymentHandle) -> None:
+    async def __init__(self, triage: DeploymentHandle, handoff: DeploymentHandle) -> None:
         self._settings = get_settings()
         self._stores = StoreConnections(self._settings)
         self._triage = triage
@@ -119,18 +133,31 @@ class LeadOrchestratorDeployment:
         self._memory = memory_manager_on_ray()
         self._intake: LeadIntake | None = None
         self._leads: LeadRepository | None = None
+        every = self._settings.handoff_recovery_every_s
+        self._recovery = asyncio.get_running_loop().create_task(self._recover_every(every)) if every else None
+
+    async def _recover_every(self, period_s: float) -> None:
+        """Finishes handoffs whose process died mid-way (any replica may; SKIP LOCKED shares them out)."""
+        while True:
+            await asyncio.sleep(period_s)
+            try:
+                await (await self._lead_intake()).resume_stalled_handoffs()
+            except Exception:
+                log.exception("handoff recovery failed; stalled handoffs stay pending for the next round")
 
     async def _repository(self) -> LeadRepository:
         if self._leads is None:
-            self._leads = LeadRepository(await self._stores.pool(), timedelta(seconds=self._settings.idempotency_ttl_s))
+            self._leads = LeadRepository(await self._stores.pool(), timedelta(seconds=self._settings.idempotency_ttl_s),
+                                         timedelta(seconds=self._settings.handoff_lease_s))
         return self._leads
 
     async def _lead_intake(self) -> LeadIntake:
         if self._intake is None:
             self._intake = LeadIntake(
                 triage=lambda lead, duplicate_of: self._triage.triage.remote(lead, duplicate_of),
-                handoff=lambda lead, triage, provenance, memory: self._handoff.handoff.remote(
+                prepare=lambda lead, triage, provenance, memory: self._handoff.prepare.remote(
                     lead, triage, provenance, memory),
+                deliver=lambda package: self._handoff.deliver.remote(package),
                 leads=await self._repository(),
                 memory=self._memory,
                 short_term=ShortTermMemory(RedisShortTermStore(self._stores.redis()),

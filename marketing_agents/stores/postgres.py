@@ -75,9 +75,11 @@ async def ping(pool: asyncpg.Pool) -> float:
 class LeadRepository:
     """Leads and everything the agents decided about them."""
 
-    def __init__(self, pool: asyncpg.Pool, idempotency_ttl: timedelta) -> None:
+    def __init__(self, pool: asyncpg.Pool, idempotency_ttl: timedelta,
+                 handoff_lease: timedelta = timedelta(seconds=60)) -> None:
         self._pool = pool
         self._idempotency_ttl = idempotency_ttl
+        self._handoff_lease = handoff_lease
 
     async def idempotent_response(self, key: str, request_hash: str) -> LeadProcessingResult | None:
         """The stored answer to an earlier request with this key, if it has not expired.
@@ -119,12 +121,16 @@ class LeadRepository:
         triage: TriageResult,
         package: HandoffPackage | None,
         handoff: HandoffRecord | None,
-        plan: EngagementPlan | None,
         result: LeadProcessingResult,
         idempotency_key: str | None,
         request_hash: str,
     ) -> LeadProcessingResult:
-        """Writes the lead, its triage, handoff, plan, touchpoints and audit trail in one transaction.
+        """Writes the lead, its triage, its handoff and the audit trail in one transaction.
+
+        A ``pending`` handoff is written with a lease before its package is sent: if the process dies
+        before :meth:`complete_handoff` or :meth:`dead_letter_handoff`, recovery claims it once the
+        lease runs out (:meth:`claim_stalled_handoffs`). The idempotency key stores ``result`` now,
+        and the handoff's outcome updates it, so a retry always gets the lead's latest answer.
 
         With an idempotency key, the key's row is inserted first: a concurrent request with the same
         key blocks on it, then finds it taken, rolls back everything it wrote and returns the answer
@@ -145,8 +151,6 @@ class LeadRepository:
                 await self._insert_triage(conn, triage)
                 if handoff is not None and package is not None:
                     await self._insert_handoff(conn, handoff, package)
-                if plan is not None:
-                    await self._insert_plan(conn, plan)
         except asyncpg.UniqueViolationError as exc:
             if exc.constraint_name != "leads_external_id_key":
                 raise
@@ -228,8 +232,9 @@ class LeadRepository:
     async def _insert_handoff(self, conn: asyncpg.Connection, handoff: HandoffRecord, package: HandoffPackage) -> None:
         await conn.execute(
             """INSERT INTO handoffs (id, lead_id, from_agent, to_agent, status, quality_score, quality, reason,
-                                     package, package_bytes, created_at, completed_at)
-               VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)""",
+                                     package, package_bytes, created_at, completed_at, lease_until)
+               VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12,
+                       CASE WHEN $5 = 'pending' THEN now() + $13::interval END)""",
             handoff.id,
             handoff.lead_id,
             handoff.from_agent,
@@ -242,10 +247,70 @@ class LeadRepository:
             handoff.package_bytes,
             handoff.created_at,
             handoff.completed_at,
+            self._handoff_lease,
         )
         await _audit(conn, "HandoffOrchestrator", f"handoff_{handoff.status.value}", handoff.lead_id,
                      {"from_agent": handoff.from_agent, "to_agent": handoff.to_agent},
                      {"handoff_id": str(handoff.id), "quality": handoff.quality.model_dump(mode="json")}, handoff.reason)
+
+    async def complete_handoff(self, handoff_id: UUID, plan: EngagementPlan, attempts: int,
+                               processing_time_ms: float | None = None) -> bool:
+        """Stores the plan and its touchpoints, completes the handoff and engages the lead, all at once.
+
+        Only a ``pending`` handoff completes: when a recovered delivery and a late original both get
+        here, the second finds the handoff done and writes nothing (False). The lead is never half
+        engaged: a plan exists with all its touchpoints, or not at all.
+        """
+        async with translated_errors("complete a handoff"), self._pool.acquire() as conn, conn.transaction():
+            lead_id = await conn.fetchval(
+                """UPDATE handoffs SET status = 'completed', completed_at = now(), lease_until = NULL,
+                                       attempts = attempts + $2,
+                                       reason = reason || '; delivered on attempt ' || $2::text
+                   WHERE id = $1 AND status = 'pending' RETURNING lead_id""", handoff_id, attempts)
+            if lead_id is None:
+                return False
+            await self._insert_plan(conn, plan)
+            await conn.execute("UPDATE leads SET status = 'engaged', updated_at = now() WHERE id = $1", lead_id)
+            answer = {"status": "engaged", "engagement_plan": plan.model_dump(mode="json"),
+                      "next_actions": [a.model_dump(mode="json") for a in plan.next_actions()]}
+            if processing_time_ms is not None:
+                answer["processing_time_ms"] = processing_time_ms
+            await conn.execute("UPDATE idempotency_keys SET response = response || $2::jsonb WHERE lead_id = $1",
+                               lead_id, answer)
+            await _audit(conn, "HandoffOrchestrator", "handoff_completed", lead_id,
+                         {"handoff_id": str(handoff_id), "attempts": attempts},
+                         {"plan_id": str(plan.id)}, f"the receiver answered on attempt {attempts}")
+        return True
+
+    async def dead_letter_handoff(self, handoff_id: UUID, reason: str, attempts: int) -> bool:
+        """Gives a pending handoff up: the lead goes back to its last good state, waiting for review."""
+        async with translated_errors("dead-letter a handoff"), self._pool.acquire() as conn, conn.transaction():
+            lead_id = await conn.fetchval(
+                """UPDATE handoffs SET status = 'dead_lettered', lease_until = NULL, attempts = attempts + $3,
+                                       reason = $2, last_error = $2
+                   WHERE id = $1 AND status = 'pending' RETURNING lead_id""", handoff_id, reason, attempts)
+            if lead_id is None:
+                return False
+            await conn.execute("UPDATE leads SET status = 'needs_review', updated_at = now() WHERE id = $1", lead_id)
+            await conn.execute(
+                "UPDATE idempotency_keys SET response = response || '{\"status\": \"needs_review\"}' WHERE lead_id = $1",
+                lead_id)
+            await _audit(conn, "HandoffOrchestrator", "handoff_dead_lettered", lead_id,
+                         {"handoff_id": str(handoff_id), "attempts": attempts}, {}, reason)
+        return True
+
+    async def claim_stalled_handoffs(self, limit: int = 20) -> list[HandoffPackage]:
+        """Pending handoffs whose lease ran out (their process died), claimed for a fresh lease.
+
+        SKIP LOCKED lets several orchestrators recover side by side without taking the same handoff.
+        """
+        async with translated_errors("claim stalled handoffs"):
+            rows = await self._pool.fetch(
+                """UPDATE handoffs SET lease_until = now() + $2::interval
+                   WHERE id IN (SELECT id FROM handoffs WHERE status = 'pending' AND lease_until < now()
+                                ORDER BY lease_until LIMIT $1 FOR UPDATE SKIP LOCKED)
+                   RETURNING package""", limit, self._handoff_lease)
+        return [HandoffPackage.model_validate(row["package"]) for row in rows]
 
     async def _insert_plan(self, conn: asyncpg.Connection, plan: EngagementPlan) -> None:
         await conn.execute(

@@ -16,7 +16,6 @@ from aiosmtpd.controller import Controller
 
 from marketing_agents.actors.delivery import SmtpDelivery, WebhookDelivery
 from marketing_agents.actors.dispatcher import Dispatcher, RetryPolicy
-from marketing_agents.actors.lead_intake import LeadIntake
 from marketing_agents.domain import Channel, NewLead
 from marketing_agents.memory.short_term import ShortTermMemory
 from marketing_agents.stores.migrations import apply_migrations
@@ -29,7 +28,7 @@ class Inbox:
     def __init__(self) -> None:
         self.messages = []
 
-    async def handle_DATA(self, server, session, envelope):  # noqa: N802 (aiosmtpd's hook name)
+    async def handle_DATA(self, server, session, envelope):
         self.messages.append(message_from_bytes(envelope.content))
         return "250 OK"
 
@@ -68,7 +67,7 @@ class Webhook:
         webhook = self
 
         class Handler(BaseHTTPRequestHandler):
-            def do_POST(self):  # noqa: N802
+            def do_POST(self):
                 body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
                 if webhook.refused == 0:
                     webhook.refused += 1
@@ -96,7 +95,7 @@ def webhook():
 async def engaged_lead(repository, redis_client, pool, email: str):
     consent = {"email": True, "sms": True, "linkedin": True, "call": True, "webinar": True}
     agents = InProcessAgents()
-    flow = LeadIntake(agents.triage, agents.handoff, repository, ShortTermMemory(RedisShortTermStore(redis_client)))
+    flow = agents.intake(repository, ShortTermMemory(RedisShortTermStore(redis_client)))
     result = await flow.submit(NewLead(**lead_payload(email=email, consent=consent)))
     # Make the whole sequence due now.
     await pool.execute("UPDATE touchpoints SET scheduled_at = now() - interval '1 minute' WHERE lead_id = $1",

@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import uuid
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from marketing_agents.actors.lead_intake import LeadIntake
 from marketing_agents.domain import NewLead
 from marketing_agents.domain.episode import Episode, EpisodeOutcome
 from marketing_agents.memory.actors import TIER_NAMES, build_tier
@@ -16,7 +15,7 @@ from marketing_agents.stores.connections import StoreConnections
 from marketing_agents.stores.postgres import LEAD_TABLES
 from tests.support import InProcessAgents, lead_payload
 
-T0 = datetime(2026, 4, 1, tzinfo=timezone.utc)
+T0 = datetime(2026, 4, 1, tzinfo=UTC)
 
 
 @pytest.fixture
@@ -26,7 +25,7 @@ async def memory(migrated, pool, repository):
     manager = UnifiedMemoryManager(tiers["short_term"], tiers["long_term"], tiers["episodic"], tiers["semantic"],
                                    tiers["leads"])
     agents = InProcessAgents()
-    intake = LeadIntake(agents.triage, agents.handoff, repository, tiers["short_term"])
+    intake = agents.intake(repository, tiers["short_term"])
     yield manager, intake, tiers
     await stores.close()
 

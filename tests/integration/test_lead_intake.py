@@ -25,7 +25,7 @@ TABLES_WITH_LEAD_ROWS = ("leads", "triage_results", "handoffs", "engagement_plan
 
 def intake(repository, redis_client, agents: InProcessAgents, ttl_s: int = 3600) -> LeadIntake:
     short_term = ShortTermMemory(RedisShortTermStore(redis_client), TtlPolicy(cache_s=ttl_s))
-    return LeadIntake(agents.triage, agents.handoff, repository, short_term)
+    return agents.intake(repository, short_term)
 
 
 async def rows_for(pool, lead_id) -> dict[str, int]:
@@ -44,10 +44,12 @@ async def test_a_hot_lead_is_stored_with_triage_handoff_plan_touchpoints_and_aud
     assert result.success and result.triage_category == "hot"
     counts = await rows_for(pool, result.lead_id)
     assert counts == {"leads": 1, "triage_results": 1, "handoffs": 1, "engagement_plans": 1,
-                      "touchpoints": len(result.engagement_plan.touchpoints), "agent_actions": 3}
-    agents = [r["agent"] for r in await pool.fetch(
-        "SELECT agent FROM agent_actions WHERE lead_id = $1 ORDER BY id", result.lead_id)]
-    assert agents == ["TriageAgent", "HandoffOrchestrator", "EngagementAgent"]
+                      "touchpoints": len(result.engagement_plan.touchpoints), "agent_actions": 4}
+    actions = [(r["agent"], r["action"]) for r in await pool.fetch(
+        "SELECT agent, action FROM agent_actions WHERE lead_id = $1 ORDER BY id", result.lead_id)]
+    assert actions == [("TriageAgent", "triage"), ("HandoffOrchestrator", "handoff_pending"),
+                       ("EngagementAgent", "plan_engagement"), ("HandoffOrchestrator", "handoff_completed")]
+    assert result.status == "engaged"
     status = await pool.fetchval("SELECT status FROM leads WHERE id = $1", result.lead_id)
     assert status == "engaged"
 
@@ -146,7 +148,7 @@ async def test_an_engagement_agent_that_keeps_failing_dead_letters_the_handoff_n
     result = await intake(repository, redis_client, agents).submit(
         NewLead(**lead_payload(email="fail@acme-robotics.com")), idempotency_key="fail-1")
     assert agents.engagement_calls == 3, "retried, then given up"
-    assert result.engagement_plan is None and result.next_actions == []
+    assert result.engagement_plan is None and result.next_actions == [] and result.status == "needs_review"
     counts = await rows_for(pool, result.lead_id)
     assert counts["engagement_plans"] == 0 and counts["touchpoints"] == 0
     handoff = await pool.fetchrow("SELECT status, reason FROM handoffs WHERE lead_id = $1", result.lead_id)
@@ -154,17 +156,21 @@ async def test_an_engagement_agent_that_keeps_failing_dead_letters_the_handoff_n
     assert await pool.fetchval("SELECT status FROM leads WHERE id = $1", result.lead_id) == "needs_review"
 
 
-async def test_a_write_failing_midway_rolls_back_the_whole_lead(pool, repository, redis_client, monkeypatch):
+async def test_a_failed_completion_leaves_the_lead_accepted_and_pending_never_half_engaged(
+        pool, repository, redis_client, monkeypatch):
     async def broken_plan_insert(conn, plan):
-        await conn.execute("SELECT * FROM no_such_table")
+        await conn.execute("INSERT INTO engagement_plans (id) VALUES (gen_random_uuid())")  # a partial write...
+        raise StorageError("PostgreSQL went away")  # ...then the connection drops
 
     monkeypatch.setattr(repository, "_insert_plan", broken_plan_insert)
-    before = await total_leads(pool)
-    with pytest.raises(Exception, match="no_such_table"):
-        await intake(repository, redis_client, InProcessAgents()).submit(
-            NewLead(**lead_payload(email="midway@acme-robotics.com")), idempotency_key="midway-1")
-    assert await total_leads(pool) == before
-    assert await pool.fetchval("SELECT count(*) FROM idempotency_keys WHERE key = 'midway-1'") == 0
+    result = await intake(repository, redis_client, InProcessAgents()).submit(
+        NewLead(**lead_payload(email="midway@acme-robotics.com")), idempotency_key="midway-1")
+
+    assert result.status == "handing_off" and result.engagement_plan is None
+    counts = await rows_for(pool, result.lead_id)
+    assert counts["leads"] == 1 and counts["engagement_plans"] == 0 and counts["touchpoints"] == 0
+    assert await pool.fetchval("SELECT status FROM handoffs WHERE lead_id = $1", result.lead_id) == "pending"
+    assert await pool.fetchval("SELECT status FROM leads WHERE id = $1", result.lead_id) == "handing_off"
 
 
 async def test_an_unreachable_postgres_is_a_storage_error(migrated, redis_client):
@@ -186,7 +192,7 @@ async def test_the_handoff_package_carries_what_memory_recalled_and_the_score_is
     manager = UnifiedMemoryManager(tiers["short_term"], tiers["long_term"], tiers["episodic"], tiers["semantic"],
                                    tiers["leads"], deadline_s=5)
     agents = InProcessAgents()
-    flow = LeadIntake(agents.triage, agents.handoff, repository, tiers["short_term"], memory=manager)
+    flow = agents.intake(repository, tiers["short_term"], memory=manager)
     try:
         result = await flow.submit(NewLead(**lead_payload(email="recall@acme-robotics.com")))
         package = await pool.fetchval("SELECT package FROM handoffs WHERE lead_id = $1", result.lead_id)
@@ -209,11 +215,11 @@ async def test_every_replica_can_announce_a_lead_on_the_event_bus(repository, re
     result = await intake(repository, redis_client, InProcessAgents()).submit(
         NewLead(**lead_payload(email="events@acme-robotics.com")))
     received = []
-    while len(received) < 2:
+    while len(received) < 3:
         message = await subscriber.get_message(ignore_subscribe_messages=True, timeout=5)
         assert message is not None, "an event was not published"
         received.append(json.loads(message["data"]))
-    assert [e["type"] for e in received] == ["lead.triaged", "handoff.completed"]
+    assert [e["type"] for e in received] == ["lead.triaged", "handoff.pending", "handoff.completed"]
     assert all(e["payload"]["lead_id"] == str(result.lead_id) for e in received)
     await subscriber.aclose()
 

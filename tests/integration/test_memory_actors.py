@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
 import ray
 
-from marketing_agents.actors.lead_intake import LeadIntake
 from marketing_agents.domain import Lead, NewLead
 from marketing_agents.memory.actors import memory_manager_on_ray, tier_actor
 from tests.support import InProcessAgents, lead_payload
@@ -27,11 +26,11 @@ async def test_recall_through_the_tier_actors(cluster, migrated, repository):
     settings = migrated.settings()
     manager = memory_manager_on_ray(settings, deadline_s=10)
     agents = InProcessAgents()
-    intake = LeadIntake(agents.triage, agents.handoff, repository, manager.short_term)
+    intake = agents.intake(repository, manager.short_term)
     new_lead = NewLead(**lead_payload(email=f"ray.{uuid.uuid4().hex[:6]}@acme.io"))
     result = await intake.submit(new_lead)
-    await manager.record_activity(result.lead_id, "linkedin", datetime(2026, 5, 1, tzinfo=timezone.utc))
-    lead = Lead(**new_lead.model_dump(), id=result.lead_id, created_at=datetime.now(timezone.utc))
+    await manager.record_activity(result.lead_id, "linkedin", datetime(2026, 5, 1, tzinfo=UTC))
+    lead = Lead(**new_lead.model_dump(), id=result.lead_id, created_at=datetime.now(UTC))
 
     recall = await manager.recall(lead, persona="cto")
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
 
@@ -13,7 +13,7 @@ from marketing_agents.actors.triage import TriageAgent, TriageThresholds
 from marketing_agents.domain import Lead, NewLead
 from marketing_agents.memory.semantic import starter_graph
 
-NOW = datetime(2026, 11, 25, 12, tzinfo=timezone.utc)
+NOW = datetime(2026, 11, 25, 12, tzinfo=UTC)
 ENRICHER = Enricher(industry_synonyms(starter_graph()[0]))
 
 

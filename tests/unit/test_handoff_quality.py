@@ -280,21 +280,21 @@ def test_a_very_stale_package_is_rejected_even_when_its_overall_score_meets_the_
 # --- record ------------------------------------------------------------------------------------
 
 
-def test_an_accepted_handoff_is_recorded_as_completed(orchestrator, fresh, now):
+def test_an_accepted_handoff_is_recorded_as_pending_until_delivered(orchestrator, fresh, now):
     lead, _, package = fresh
     quality = orchestrator.assess(package, now)
     later = now + timedelta(seconds=2)
 
     record = orchestrator.record(package, quality, package_bytes=1234, now=later, accepted=True)
 
-    assert record.status is HandoffStatus.COMPLETED
+    assert record.status is HandoffStatus.PENDING
     assert record.id == package.handoff_id
     assert record.lead_id == lead.id
     assert (record.from_agent, record.to_agent) == (package.from_agent, package.to_agent)
     assert record.quality == quality
     assert record.package_bytes == 1234
     assert record.created_at == package.created_at
-    assert record.completed_at == later
+    assert record.completed_at is None
     assert record.reason
 
 
