@@ -13,7 +13,7 @@ from tests.support import lead_payload
 pytestmark = pytest.mark.e2e
 
 RESPONSE_FIELDS = {"success", "lead_id", "triage_category", "lead_score", "engagement_plan", "next_actions",
-                   "processing_time_ms"}
+                   "processing_time_ms", "status"}
 
 
 def unique_email(prefix: str) -> str:
