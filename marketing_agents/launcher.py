@@ -189,7 +189,8 @@ class Launcher:
 
     def _refuse_taken_ports(self) -> None:
         """A taken port would only show up minutes later as a deployment that never gets ready."""
-        wanted = {"MAS_HTTP_PORT": self.settings.http_port, "MAS_DASHBOARD_PORT": self.settings.dashboard_port}
+        wanted = {"MAS_HTTP_PORT": self.settings.http_port, "MAS_DASHBOARD_PORT": self.settings.dashboard_port,
+                  "MAS_METRICS_EXPORT_PORT": self.settings.metrics_export_port}
         if self.settings.redis_url is None:
             wanted["MAS_EMBEDDED_VALKEY_PORT"] = self.settings.embedded_valkey_port
         if self.settings.local_sinks:
@@ -268,11 +269,12 @@ class Launcher:
             log_to_driver=False,
             configure_logging=True,
             logging_level="WARNING",
+            _metrics_export_port=self.settings.metrics_export_port,
         )
         self._ray_started = True
         # ray.init installs a SIGTERM handler that exits at once; ours unwinds through stop() instead.
         signal.signal(signal.SIGTERM, _raise_stopped)
-        return f"dashboard {self.dashboard_url}"
+        return f"dashboard {self.dashboard_url}, Prometheus metrics on :{self.settings.metrics_export_port}/metrics"
 
     def _deploy(self) -> str:
         config_path = self.settings.serve_config

@@ -37,6 +37,8 @@ class Settings(BaseSettings):
     http_host: str = "127.0.0.1"
     http_port: int = Field(default=8080, ge=1, le=65535)
     dashboard_port: int = Field(default=8265, ge=1, le=65535)
+    # Where the Ray node serves every Ray metric, ours included (ray_mas_*), in Prometheus text format.
+    metrics_export_port: int = Field(default=8090, ge=1, le=65535)
     serve_config: Path = Path("ray_configs/serve_config.yaml")
     serve_ready_timeout_s: float = Field(default=300.0, gt=0)
     load_demo_data: bool = True

@@ -17,6 +17,7 @@ import ray
 from ray import serve
 from ray.serve.handle import DeploymentHandle
 
+from marketing_agents import metrics
 from marketing_agents.actors.engagement import ContactPolicy, EngagementAgent
 from marketing_agents.actors.enrichment import Enricher
 from marketing_agents.actors.handoff import (
@@ -112,14 +113,19 @@ class HandoffOrchestratorDeployment:
 
     def prepare(self, lead: Lead, triage: TriageResult, provenance: list[ProvenanceEntry],
                 memory: dict) -> PreparedHandoff:
-        return self._orchestrator.prepare(lead, triage, provenance, memory, utc_now())
+        prepared = self._orchestrator.prepare(lead, triage, provenance, memory, utc_now())
+        metrics.handoff_prepared(prepared.record.status.value, prepared.record.to_agent,
+                                 prepared.record.quality.score)
+        return prepared
 
     async def deliver(self, package: HandoffPackage) -> Delivery:
         async def send(package: HandoffPackage) -> EngagementPlan:
             # By reference: the receiver reads the package from the object store.
             return await self._engagement.plan.remote(PackageRef(handoff_id=package.handoff_id, ref=ray.put(package)))
 
-        return await self._orchestrator.deliver(package, send)
+        delivery = await self._orchestrator.deliver(package, send)
+        metrics.handoff_delivered(delivery.plan is not None, delivery.attempts, delivery.latency_ms, package.to_agent)
+        return delivery
 
 
 @serve.deployment(name="LeadOrchestrator")

@@ -7,6 +7,7 @@ import logging
 
 from ray import serve
 
+from marketing_agents import metrics
 from marketing_agents.actors.delivery import SmtpDelivery, WebhookDelivery
 from marketing_agents.actors.dispatcher import Dispatcher, DispatchReport
 from marketing_agents.domain import Channel
@@ -46,4 +47,6 @@ class TouchpointDispatcherDeployment:
     async def dispatch_now(self) -> DispatchReport:
         if self._dispatcher is None:
             self._dispatcher = Dispatcher(await self._stores.pool(), delivery_adapters(self._settings))
-        return await self._dispatcher.dispatch_due()
+        report = await self._dispatcher.dispatch_due()
+        metrics.touchpoints_dispatched(report.model_dump(exclude={"claimed"}))
+        return report

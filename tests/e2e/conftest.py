@@ -33,11 +33,13 @@ class RunningSystem:
         self.http_port = free_port()
         self.valkey_port = free_port()
         self.dashboard_port = free_port()
+        self.metrics_port = free_port()
         self.env = {
             **os.environ,
             "MAS_DATA_DIR": str(data_dir),
             "MAS_HTTP_PORT": str(self.http_port),
             "MAS_DASHBOARD_PORT": str(self.dashboard_port),
+            "MAS_METRICS_EXPORT_PORT": str(self.metrics_port),
             "MAS_EMBEDDED_VALKEY_PORT": str(self.valkey_port),
             "MAS_LOAD_DEMO_DATA": "false",
             "MAS_SMTP_PORT": str(free_port()),
