@@ -4,6 +4,7 @@
                        │                   └► HandoffOrchestrator ─(object store ref)─► EngagementAgent
                        └► MemoryConsolidator (also runs on its own schedule)
     TouchpointDispatcher: drains the touchpoint outbox on its own schedule
+    EngagementFeedback: interactions that come back (POST /api/v1/interactions) update the plan
 """
 
 from __future__ import annotations
@@ -21,10 +22,12 @@ from marketing_agents.serve_app.agents import (
 from marketing_agents.serve_app.consolidation import MemoryConsolidatorDeployment
 from marketing_agents.serve_app.dispatching import TouchpointDispatcherDeployment
 from marketing_agents.serve_app.gateway import ApiGateway
+from marketing_agents.serve_app.interactions import EngagementFeedbackDeployment
 
 
 def build_app(args: dict[str, Any] | None = None) -> Application:
     """Composes the deployments; per-deployment settings come from the Serve config file."""
     handoff = HandoffOrchestratorDeployment.bind(EngagementAgentDeployment.bind())
     orchestrator = LeadOrchestratorDeployment.bind(TriageAgentDeployment.bind(), handoff)
-    return ApiGateway.bind(orchestrator, MemoryConsolidatorDeployment.bind(), TouchpointDispatcherDeployment.bind())
+    return ApiGateway.bind(orchestrator, MemoryConsolidatorDeployment.bind(), TouchpointDispatcherDeployment.bind(),
+                           feedback=EngagementFeedbackDeployment.bind())

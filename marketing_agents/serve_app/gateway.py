@@ -27,6 +27,7 @@ from marketing_agents.domain import (
 )
 from marketing_agents.memory.consolidator import ConsolidationReport
 from marketing_agents.serve_app.http_errors import BodyLimit, ErrorResponse, RequireJson, install_error_handlers
+from marketing_agents.serve_app.interactions import add_interaction_routes
 from marketing_agents.serve_app.status import (
     APP_NAME,
     Readiness,
@@ -59,7 +60,8 @@ IdempotencyKey = Annotated[
 @serve.ingress()
 class ApiGateway:
     def __init__(self, orchestrator: DeploymentHandle, consolidator: DeploymentHandle,
-                 dispatcher: DeploymentHandle) -> None:
+                 dispatcher: DeploymentHandle, feedback: DeploymentHandle | None = None) -> None:
+        self._feedback = feedback
         self._dispatcher = dispatcher
         self._orchestrator = orchestrator
         self._consolidator = consolidator
@@ -111,6 +113,7 @@ def build_api(gateway: ApiGateway) -> FastAPI:
     install_error_handlers(app)
     app.add_middleware(BodyLimit, max_bytes=gateway._max_body_bytes)
     app.add_middleware(RequireJson)
+    add_interaction_routes(app, gateway)
 
     @app.post(
         "/api/v1/leads",

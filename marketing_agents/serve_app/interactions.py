@@ -1,0 +1,93 @@
+"""``POST /api/v1/interactions``: replies, opens, clicks and purchases come back and update the plan.
+
+The route is installed on the gateway's FastAPI app by ``add_interaction_routes``; the work runs in
+the ``EngagementFeedback`` deployment, a thin wrapper around
+``marketing_agents.actors.engagement_feedback.EngagementFeedback`` (its docstring has the rules).
+
+The body is one interaction, or ``{"interactions": [...]}`` with 1 to 1,000 of them:
+- one: 200 with an ``InteractionOutcome`` (``status`` "stored" or "duplicate"); an unknown lead is
+  404, an unknown campaign 400, an ``external_id`` reused for another interaction 409, a bad field 422;
+- many: 200 with an ``InteractionBatchResult``: per item, in request order, "stored", "duplicate" or
+  "error" with a code and message. Each item is stored all or nothing in its own transaction, and a
+  bad item does not block the others. If PostgreSQL becomes unavailable midway the answer is 503;
+  sending the batch again is safe (the items already stored come back as duplicates).
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import FastAPI
+from pydantic import Discriminator, Tag
+from ray import serve
+
+from marketing_agents.actors.engagement_feedback import EngagementFeedback
+from marketing_agents.domain.feedback import (
+    InteractionBatch,
+    InteractionBatchResult,
+    InteractionOutcome,
+    NewInteraction,
+)
+from marketing_agents.memory.short_term import ShortTermMemory, TtlPolicy
+from marketing_agents.serve_app.http_errors import ErrorResponse
+from marketing_agents.settings import get_settings
+from marketing_agents.stores.connections import StoreConnections
+from marketing_agents.stores.postgres_interactions import InteractionRepository
+from marketing_agents.stores.redis import RedisShortTermStore
+
+ERRORS = {status: {"model": ErrorResponse} for status in (400, 404, 409, 413, 415, 422, 500, 503)}
+
+
+def _shape(body: Any) -> str:
+    return "batch" if isinstance(body, dict) and "interactions" in body else "interaction"
+
+
+# One interaction or a batch, told apart by the "interactions" key; a validation error names the
+# shape it was read as ("interaction.lead_id", "batch.interactions").
+InteractionsRequest = Annotated[
+    Annotated[NewInteraction, Tag("interaction")] | Annotated[InteractionBatch, Tag("batch")],
+    Discriminator(_shape),
+]
+
+
+@serve.deployment(name="EngagementFeedback")
+class EngagementFeedbackDeployment:
+    def __init__(self) -> None:
+        # Items of a batch are stored one after another; a few connections serve concurrent requests.
+        self._settings = get_settings().model_copy(update={"postgres_pool_size": 10})
+        self._stores = StoreConnections(self._settings)
+        self._feedback: EngagementFeedback | None = None
+
+    async def _service(self) -> EngagementFeedback:
+        if self._feedback is None:
+            self._feedback = EngagementFeedback(
+                InteractionRepository(await self._stores.pool()),
+                ShortTermMemory(RedisShortTermStore(self._stores.redis()), TtlPolicy.from_settings(self._settings)),
+            )
+        return self._feedback
+
+    async def record(self, interaction: NewInteraction) -> InteractionOutcome:
+        return await (await self._service()).record(interaction)
+
+    async def record_batch(self, items: list[dict[str, Any]]) -> InteractionBatchResult:
+        return await (await self._service()).record_batch(items)
+
+
+def add_interaction_routes(app: FastAPI, gateway: Any) -> None:
+    """Installs ``POST /api/v1/interactions`` when the gateway was given an EngagementFeedback handle."""
+    feedback = getattr(gateway, "_feedback", None)
+    if feedback is None:
+        return
+
+    @app.post(
+        "/api/v1/interactions",
+        response_model=InteractionOutcome | InteractionBatchResult,
+        responses=ERRORS,
+        tags=["interactions"],
+        summary="Record replies, opens, clicks, visits, purchases, unsubscribes: one, or up to 1,000 at once; "
+                "each updates the lead's engagement plan",
+    )
+    async def record_interactions(body: InteractionsRequest):
+        if isinstance(body, InteractionBatch):
+            return await feedback.record_batch.remote(body.interactions)
+        return await feedback.record.remote(body)
