@@ -77,6 +77,13 @@ class Settings(BaseSettings):
     local_sinks: bool = True
     webhook_sink_port: int = Field(default=2526, ge=1, le=65535)
 
+    # Optional LLM rewording of engagement messages through an OpenAI-compatible /chat/completions
+    # endpoint (e.g. https://api.openai.com/v1 or a local server). Unset: templates are sent as filled.
+    llm_rewriter_url: str | None = None
+    llm_rewriter_model: str = "gpt-4o-mini"
+    llm_api_key: SecretStr | None = None
+    llm_rewriter_timeout_s: float = Field(default=5.0, gt=0)
+
     # A handoff package scoring below this never reaches the receiving agent.
     handoff_min_quality: float = Field(default=0.6, ge=0, le=1)
 

@@ -12,6 +12,7 @@ from string import Template
 from uuid import uuid4
 from zoneinfo import ZoneInfo
 
+from marketing_agents.actors.personalisation import ChannelAffinity, channel_affinity
 from marketing_agents.domain import Channel, EngagementPlan, HandoffPackage, Touchpoint, TriageCategory
 
 
@@ -81,6 +82,40 @@ TEMPLATES: dict[str, tuple[str | None, str]] = {
 }
 
 
+# The step a channel gets when personalisation adds it to a sequence that lacks it.
+CHANNEL_STEP_TEMPLATES = {
+    Channel.EMAIL: "case-study",
+    Channel.SMS: "meeting-reminder",
+    Channel.LINKEDIN: "connect",
+    Channel.CALL: "discovery-call",
+    Channel.WEBINAR: "webinar-invite",
+}
+
+
+def personalise(steps: list[Step], affinity: ChannelAffinity, allowed: set[Channel]) -> tuple[list[Step], str]:
+    """Makes the lead's best channel the first follow-up; returns the steps and what changed.
+
+    The opening touch and the sequence's rhythm stay as designed: only which channel fills the
+    second slot changes. A channel the sequence lacks is added there with its default step.
+    """
+    best = affinity.best(allowed)
+    if best is None or len(steps) < 1 or steps[0].channel is best:
+        return steps, ""
+    if len(steps) > 1 and steps[1].channel is best:
+        return steps, ""
+    slots = [step.after for step in steps]
+    existing = next((i for i, step in enumerate(steps) if step.channel is best), None)
+    if existing is not None:
+        chosen = steps[existing]
+        rest = [step for i, step in enumerate(steps[1:], start=1) if i != existing]
+        reordered = [steps[0], chosen, *rest]
+        return [Step(step.channel, slot, step.template) for step, slot in zip(reordered, slots, strict=True)], \
+            affinity.explain(best)
+    second = slots[1] / 2 if len(slots) > 1 else timedelta(days=1)
+    added = Step(best, max(second, timedelta(hours=1)), CHANNEL_STEP_TEMPLATES[best])
+    return [steps[0], added, *steps[1:]], affinity.explain(best) + "; added to the sequence"
+
+
 @dataclass(frozen=True)
 class ContactPolicy:
     """When follow-ups may reach a lead, in the lead's own time zone.
@@ -134,6 +169,8 @@ class EngagementAgent:
         sequence = SEQUENCES[package.triage.triage_category]
         allowed = set(lead.consent.channels())
         steps = [step for step in sequence.steps if step.channel in allowed]
+        affinity = channel_affinity(package.memory)
+        steps, personalised = personalise(steps, affinity, allowed)
         plan_id = uuid4()
         values = lead.model_dump(include={"first_name", "last_name", "company", "job_title", "industry"})
         # Steps keep their spacing from the first one that consent allows, then the contact policy
@@ -164,6 +201,8 @@ class EngagementAgent:
         rationale = sequence.rationale
         if skipped:
             rationale += f"; skipped {', '.join(dict.fromkeys(skipped))} for lack of consent"
+        if personalised:
+            rationale += f"; personalised: {personalised}"
         return EngagementPlan(
             id=plan_id,
             lead_id=lead.id,

@@ -28,6 +28,7 @@ from marketing_agents.actors.handoff import (
 )
 from marketing_agents.actors.lead_intake import LeadIntake
 from marketing_agents.actors.model_opinion import ActiveModel
+from marketing_agents.actors.rewriter import MessageRewriter
 from marketing_agents.actors.routing import Router, RoutingRules
 from marketing_agents.actors.triage import TriageAgent, TriageThresholds
 from marketing_agents.domain import (
@@ -96,11 +97,17 @@ class TriageAgentDeployment:
 @serve.deployment(name="EngagementAgent")
 class EngagementAgentDeployment:
     def __init__(self) -> None:
+        s = get_settings()
         self._agent = EngagementAgent(ContactPolicy())
+        self._rewriter = MessageRewriter(s.llm_rewriter_url, s.llm_rewriter_model, s.llm_api_key,
+                                         s.llm_rewriter_timeout_s) if s.llm_rewriter_url else None
 
     async def plan(self, package_ref: PackageRef) -> EngagementPlan:
         package = await package_ref.ref
-        return self._agent.plan(package, utc_now())
+        plan = self._agent.plan(package, utc_now())
+        if self._rewriter is not None:
+            plan = await self._rewriter.rewrite(plan, package.lead)
+        return plan
 
 
 @serve.deployment(name="HandoffOrchestrator")
