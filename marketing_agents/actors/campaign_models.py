@@ -1,0 +1,272 @@
+"""What the campaign optimizer agent takes and gives: campaigns as clients write them, metric rows,
+stored allocations, optimizations and escalations.
+
+The optimizer's judgment (``campaign_optimizer``) knows nothing of storage; these models add what a
+stored decision needs: an id, a lifecycle and who did what when. The store, the agent and the HTTP
+routes all speak them.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from decimal import Decimal
+from enum import StrEnum
+from typing import Annotated, Any
+from uuid import UUID
+
+from pydantic import Field, StringConstraints, ValidationInfo, field_validator
+
+from marketing_agents.actors.campaign_optimizer import (
+    Allocation,
+    EscalationKind,
+    OptimizationDecision,
+)
+from marketing_agents.domain import (
+    Campaign,
+    CampaignMetrics,
+    CampaignStatus,
+    Channel,
+    DomainModel,
+)
+from marketing_agents.domain.common import Text
+from marketing_agents.errors import RequestError
+
+CampaignName = Annotated[str, StringConstraints(min_length=1, max_length=200)]
+Money = Annotated[Decimal, Field(ge=0, max_digits=14, decimal_places=2)]
+Actor = Annotated[str, StringConstraints(min_length=1, max_length=200)]
+
+OPTIMIZER = "optimizer"  # ``created_by`` / ``applied_by`` of what the optimizer did on its own
+
+
+class InvalidFields(RequestError):
+    """422 with the same field list as a request that fails validation, for checks that need the store
+    (a channel the campaign does not have) or the stored object (the merged result of a PATCH)."""
+
+    status_code = 422
+    code = "validation_error"
+
+    @classmethod
+    def of(cls, errors: list[dict[str, Any]]) -> InvalidFields:
+        return cls("invalid fields: " + ", ".join(e["field"] for e in errors), errors)
+
+
+def field_error(field: str, message: str, type_: str, location: str = "body") -> dict[str, Any]:
+    """One entry of a 422's ``details``, shaped like ``serve_app.http_errors.field_errors``."""
+    return {"field": field, "location": location, "message": message, "type": type_}
+
+
+# --------------------------------------------------------------------------------------------------
+# Campaigns
+# --------------------------------------------------------------------------------------------------
+
+
+def _distinct(channels: list[Channel] | None) -> list[Channel] | None:
+    if channels is not None and len(set(channels)) != len(channels):
+        raise ValueError("a channel is listed twice")
+    return channels
+
+
+class NewCampaign(DomainModel):
+    name: CampaignName
+    status: CampaignStatus = CampaignStatus.DRAFT
+    channels: list[Channel] = Field(min_length=1, description="The channels the campaign's arms may run on.")
+    objective: Text = ""
+    budget: Money = Field(description="The campaign's total budget; 0 means not set (no budget escalation).")
+    start_date: date
+    end_date: date | None = None
+
+    _channels_distinct = field_validator("channels")(_distinct)
+
+    @field_validator("end_date")
+    @classmethod
+    def _not_before_start(cls, end_date: date | None, info: ValidationInfo) -> date | None:
+        start = info.data.get("start_date")
+        if end_date is not None and start is not None and end_date < start:
+            raise ValueError("end_date must not be before start_date")
+        return end_date
+
+
+class CampaignUpdate(DomainModel):
+    """A PATCH: only the fields sent change; ``end_date: null`` removes the end date."""
+
+    name: CampaignName | None = None
+    status: CampaignStatus | None = None
+    channels: list[Channel] | None = Field(default=None, min_length=1)
+    objective: Text | None = None
+    budget: Money | None = None
+    start_date: date | None = None
+    end_date: date | None = None
+
+    _channels_distinct = field_validator("channels")(_distinct)
+
+    @field_validator("name", "status", "channels", "objective", "budget", "start_date")
+    @classmethod
+    def _not_null(cls, value: Any) -> Any:
+        if value is None:
+            raise ValueError("may be left out but not set to null")
+        return value
+
+    def changes(self) -> dict[str, Any]:
+        return {name: getattr(self, name) for name in self.model_fields_set}
+
+    def apply_to(self, campaign: Campaign) -> Campaign:
+        """The campaign with these changes; raises InvalidFields when the dates end up out of order."""
+        merged = {**campaign.model_dump(), **self.changes()}
+        if merged["end_date"] is not None and merged["end_date"] < merged["start_date"]:
+            field = "end_date" if "end_date" in self.model_fields_set else "start_date"
+            raise InvalidFields.of([field_error(field, "end_date must not be before start_date", "value_error")])
+        return Campaign.model_validate(merged)
+
+
+class CampaignList(DomainModel):
+    campaigns: list[Campaign]
+    next_offset: int | None = Field(default=None, description="Pass as offset for the next page; null on the last.")
+
+
+class CampaignAllocation(DomainModel):
+    """The budget split a campaign runs on now and the optimization that set it."""
+
+    campaign_id: UUID
+    allocation: Allocation
+    optimization_id: UUID | None = Field(
+        default=None, description="null: the equal split a campaign starts on, recorded with its first decision")
+    updated_at: datetime
+
+
+class CampaignDetail(DomainModel):
+    campaign: Campaign
+    allocation: CampaignAllocation | None = Field(default=None, description="null until the first stored decision")
+
+
+# --------------------------------------------------------------------------------------------------
+# Metrics
+# --------------------------------------------------------------------------------------------------
+
+
+class MetricsRow(DomainModel):
+    """One day of one arm (a variant on a channel). A day sent again replaces the numbers sent before."""
+
+    variant: Annotated[str, StringConstraints(min_length=1, max_length=64)] = "default"
+    channel: Channel
+    metric_date: date
+    impressions: int = Field(ge=0)
+    clicks: int = Field(ge=0)
+    conversions: int = Field(ge=0)
+    spend: Money
+    revenue: Money
+
+    @field_validator("clicks")
+    @classmethod
+    def _clicks_within_impressions(cls, clicks: int, info: ValidationInfo) -> int:
+        impressions = info.data.get("impressions")
+        if impressions is not None and clicks > impressions:
+            raise ValueError(f"clicks ({clicks}) cannot exceed impressions ({impressions})")
+        return clicks
+
+    @field_validator("conversions")
+    @classmethod
+    def _conversions_within_clicks(cls, conversions: int, info: ValidationInfo) -> int:
+        clicks = info.data.get("clicks")
+        if clicks is not None and conversions > clicks:
+            raise ValueError(f"conversions ({conversions}) cannot exceed clicks ({clicks})")
+        return conversions
+
+    @property
+    def arm_key(self) -> str:
+        return f"{self.variant}/{self.channel.value}"
+
+    def for_campaign(self, campaign_id: UUID) -> CampaignMetrics:
+        return CampaignMetrics(campaign_id=campaign_id, **self.model_dump())
+
+
+class MetricsBatch(DomainModel):
+    rows: list[MetricsRow] = Field(min_length=1, max_length=10_000)
+
+    @field_validator("rows")
+    @classmethod
+    def _one_row_per_arm_and_day(cls, rows: list[MetricsRow]) -> list[MetricsRow]:
+        seen: dict[tuple[str, date], int] = {}
+        for n, row in enumerate(rows):
+            first = seen.setdefault((row.arm_key, row.metric_date), n)
+            if first != n:
+                raise ValueError(f"rows {first} and {n} are both {row.arm_key} on {row.metric_date}")
+        return rows
+
+
+class MetricsIngested(DomainModel):
+    campaign_id: UUID
+    received: int
+    inserted: int = Field(description="Days of an arm not seen before.")
+    updated: int = Field(description="Days sent before whose numbers changed; the new numbers replace them.")
+    unchanged: int = Field(description="Days sent again with the same numbers.")
+
+
+# --------------------------------------------------------------------------------------------------
+# Optimizations and escalations
+# --------------------------------------------------------------------------------------------------
+
+
+class OptimizationStatus(StrEnum):
+    PROPOSED = "proposed"  # escalated: waits for a person's approval
+    APPLIED = "applied"
+    SUPERSEDED = "superseded"  # a later optimization changed the allocation, or a newer proposal replaced it
+    ROLLED_BACK = "rolled_back"
+
+
+class EscalationStatus(StrEnum):
+    OPEN = "open"
+    ACKNOWLEDGED = "acknowledged"
+
+
+class EscalationRecord(DomainModel):
+    id: UUID
+    campaign_id: UUID
+    optimization_id: UUID
+    kind: EscalationKind
+    arm: str | None = None
+    threshold: float
+    observed: float
+    message: str
+    status: EscalationStatus = EscalationStatus.OPEN
+    created_at: datetime
+    acknowledged_by: str | None = None
+    acknowledged_at: datetime | None = None
+    note: str | None = None
+
+
+class EscalationList(DomainModel):
+    escalations: list[EscalationRecord]
+
+
+class OptimizationRecord(DomainModel):
+    """A decision as stored (or, for a dry run, as it would be stored: no id, nothing written)."""
+
+    id: UUID | None = Field(default=None, description="null for a dry run")
+    campaign_id: UUID
+    status: OptimizationStatus | None = Field(default=None, description="null for a dry run")
+    dry_run: bool = False
+    decision: OptimizationDecision
+    rollback_of: UUID | None = Field(default=None, description="the optimization this one rolled back")
+    created_by: str = OPTIMIZER
+    created_at: datetime
+    applied_at: datetime | None = None
+    applied_by: str | None = None
+    superseded_at: datetime | None = None
+    superseded_by: UUID | None = None
+    rolled_back_at: datetime | None = None
+    rolled_back_by: UUID | None = Field(default=None, description="the rollback optimization that undid this one")
+    escalations: list[EscalationRecord] = Field(default_factory=list)
+
+
+class OptimizationList(DomainModel):
+    optimizations: list[OptimizationRecord]
+
+
+class ActorNote(DomainModel):
+    """Who acts, until access control names the API key: free text, "api" when left out."""
+
+    by: Actor = "api"
+
+
+class Acknowledgement(ActorNote):
+    note: Annotated[str, StringConstraints(max_length=2000)] | None = None
