@@ -2,7 +2,8 @@
 
     HTTP ─► ApiGateway ─► LeadOrchestrator ─► TriageAgent
                        │                   └► HandoffOrchestrator ─(object store ref)─► EngagementAgent
-                       └► MemoryConsolidator (also runs on its own schedule)
+                       ├► MemoryConsolidator (also runs on its own schedule)
+                       └► CampaignOptimizer (campaigns, metrics, optimizations, escalations)
     TouchpointDispatcher: drains the touchpoint outbox on its own schedule
     EngagementFeedback: interactions that come back (POST /api/v1/interactions) update the plan
 """
@@ -19,6 +20,7 @@ from marketing_agents.serve_app.agents import (
     LeadOrchestratorDeployment,
     TriageAgentDeployment,
 )
+from marketing_agents.serve_app.campaigns import CampaignOptimizerDeployment
 from marketing_agents.serve_app.consolidation import MemoryConsolidatorDeployment
 from marketing_agents.serve_app.dispatching import TouchpointDispatcherDeployment
 from marketing_agents.serve_app.gateway import ApiGateway
@@ -30,4 +32,5 @@ def build_app(args: dict[str, Any] | None = None) -> Application:
     handoff = HandoffOrchestratorDeployment.bind(EngagementAgentDeployment.bind())
     orchestrator = LeadOrchestratorDeployment.bind(TriageAgentDeployment.bind(), handoff)
     return ApiGateway.bind(orchestrator, MemoryConsolidatorDeployment.bind(), TouchpointDispatcherDeployment.bind(),
-                           feedback=EngagementFeedbackDeployment.bind())
+                           feedback=EngagementFeedbackDeployment.bind(),
+                           campaigns=CampaignOptimizerDeployment.bind())

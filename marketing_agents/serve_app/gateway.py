@@ -26,6 +26,7 @@ from marketing_agents.domain import (
     UnsubscribeResult,
 )
 from marketing_agents.memory.consolidator import ConsolidationReport
+from marketing_agents.serve_app.campaigns import add_campaign_routes
 from marketing_agents.serve_app.http_errors import BodyLimit, ErrorResponse, RequireJson, install_error_handlers
 from marketing_agents.serve_app.interactions import add_interaction_routes
 from marketing_agents.serve_app.status import (
@@ -60,7 +61,9 @@ IdempotencyKey = Annotated[
 @serve.ingress()
 class ApiGateway:
     def __init__(self, orchestrator: DeploymentHandle, consolidator: DeploymentHandle,
-                 dispatcher: DeploymentHandle, feedback: DeploymentHandle | None = None) -> None:
+                 dispatcher: DeploymentHandle, feedback: DeploymentHandle | None = None,
+                 campaigns: DeploymentHandle | None = None) -> None:
+        self._campaigns = campaigns
         self._feedback = feedback
         self._dispatcher = dispatcher
         self._orchestrator = orchestrator
@@ -114,6 +117,7 @@ def build_api(gateway: ApiGateway) -> FastAPI:
     app.add_middleware(BodyLimit, max_bytes=gateway._max_body_bytes)
     app.add_middleware(RequireJson)
     add_interaction_routes(app, gateway)
+    add_campaign_routes(app, gateway._campaigns)
 
     @app.post(
         "/api/v1/leads",
