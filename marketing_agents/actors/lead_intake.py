@@ -151,12 +151,13 @@ class LeadIntake:
             delivery = await self._deliver(package)
             if delivery.plan is not None:
                 elapsed = _ms_since(started) if started is not None else None
-                if await self._leads.complete_handoff(handoff_id, delivery.plan, delivery.attempts, elapsed):
+                plan = await self._leads.complete_handoff(handoff_id, delivery.plan, delivery.attempts, elapsed)
+                if plan is not None:
                     await self._announce_handoff(lead_id, handoff_id, "completed", None)
                     if result is not None:
                         return result.model_copy(update={
-                            "status": LeadStatus.ENGAGED, "engagement_plan": delivery.plan,
-                            "next_actions": delivery.plan.next_actions(), "processing_time_ms": elapsed})
+                            "status": LeadStatus.ENGAGED, "engagement_plan": plan,
+                            "next_actions": plan.next_actions(), "processing_time_ms": elapsed})
             elif await self._leads.dead_letter_handoff(handoff_id, delivery.dead_letter_reason, delivery.attempts):
                 await self._announce_handoff(lead_id, handoff_id, "dead_lettered", None)
                 if result is not None:

@@ -28,7 +28,7 @@ from marketing_agents.domain import (
     TriageResult,
     UnsubscribeResult,
 )
-from marketing_agents.domain.engagement import Touchpoint
+from marketing_agents.domain.engagement import Touchpoint, TouchpointStatus
 from marketing_agents.errors import IdempotencyKeyReused, LeadExists, StorageError
 from marketing_agents.settings import Settings
 
@@ -254,12 +254,13 @@ class LeadRepository:
                      {"handoff_id": str(handoff.id), "quality": handoff.quality.model_dump(mode="json")}, handoff.reason)
 
     async def complete_handoff(self, handoff_id: UUID, plan: EngagementPlan, attempts: int,
-                               processing_time_ms: float | None = None) -> bool:
+                               processing_time_ms: float | None = None) -> EngagementPlan | None:
         """Stores the plan and its touchpoints, completes the handoff and engages the lead, all at once.
 
-        Only a ``pending`` handoff completes: when a recovered delivery and a late original both get
-        here, the second finds the handoff done and writes nothing (False). The lead is never half
-        engaged: a plan exists with all its touchpoints, or not at all.
+        Returns the plan as stored, or None when the handoff was no longer pending: when a recovered
+        delivery and a late original both get here, the second writes nothing. The lead is never half
+        engaged: a plan exists with all its touchpoints, or not at all. The package was a snapshot,
+        so consent withdrawn since then wins: those touchpoints are stored cancelled, never sent.
         """
         async with translated_errors("complete a handoff"), self._pool.acquire() as conn, conn.transaction():
             lead_id = await conn.fetchval(
@@ -268,7 +269,12 @@ class LeadRepository:
                                        reason = reason || '; delivered on attempt ' || $2::text
                    WHERE id = $1 AND status = 'pending' RETURNING lead_id""", handoff_id, attempts)
             if lead_id is None:
-                return False
+                return None
+            # Locks the lead: an unsubscribe waits for this plan, then cancels what it must.
+            consent = await conn.fetchval("SELECT consent FROM leads WHERE id = $1 FOR UPDATE", lead_id)
+            plan = plan.model_copy(update={"touchpoints": [
+                tp if consent.get(tp.channel.value) else tp.model_copy(update={"status": TouchpointStatus.CANCELLED})
+                for tp in plan.touchpoints]})
             await self._insert_plan(conn, plan)
             await conn.execute("UPDATE leads SET status = 'engaged', updated_at = now() WHERE id = $1", lead_id)
             answer = {"status": "engaged", "engagement_plan": plan.model_dump(mode="json"),
@@ -280,7 +286,7 @@ class LeadRepository:
             await _audit(conn, "HandoffOrchestrator", "handoff_completed", lead_id,
                          {"handoff_id": str(handoff_id), "attempts": attempts},
                          {"plan_id": str(plan.id)}, f"the receiver answered on attempt {attempts}")
-        return True
+        return plan
 
     async def dead_letter_handoff(self, handoff_id: UUID, reason: str, attempts: int) -> bool:
         """Gives a pending handoff up: the lead goes back to its last good state, waiting for review."""

@@ -166,3 +166,49 @@ async def test_an_unreachable_server_fails_the_touchpoint_after_the_last_attempt
                             result.lead_id)
     assert {(r["status"], r["attempts"]) for r in rows} == {("failed", 2)}
     assert all("refused touchpoint" in r["last_error"] for r in rows)
+
+
+async def test_an_opted_out_lead_gets_no_touchpoint_through_any_path(pool, redis_client, smtp, webhook):
+    """No consent at intake, partial consent, unsubscribing while a handoff is stalled, or after it."""
+    short_term = ShortTermMemory(RedisShortTermStore(redis_client))
+    repository = LeadRepository(pool, timedelta(hours=1), handoff_lease=timedelta(0))
+    agents = InProcessAgents()
+    flow = agents.intake(repository, short_term)
+    every = {"email": True, "sms": True, "linkedin": True, "call": True, "webinar": True}
+
+    never_consented = await flow.submit(NewLead(**lead_payload(email="never@optout.io", consent={})))
+    no_email_or_sms = await flow.submit(NewLead(**lead_payload(
+        email="partial@optout.io", consent={"linkedin": True, "call": True})))
+    engaged_then_left = await flow.submit(NewLead(**lead_payload(email="left@optout.io", consent=every)))
+    await repository.unsubscribe(engaged_then_left.lead_id, None)
+
+    # A handoff whose process died; the lead unsubscribes before recovery sends the stored package.
+    died = InProcessAgents()
+
+    async def process_died(package):
+        raise ConnectionResetError("the orchestrator's process died")
+
+    died.deliver = process_died
+    stalled = await died.intake(repository, short_term).submit(
+        NewLead(**lead_payload(email="stalled@optout.io", consent=every)))
+    await repository.unsubscribe(stalled.lead_id, None)
+    await agents.intake(repository, short_term).resume_stalled_handoffs(limit=1000)
+
+    await pool.execute("UPDATE touchpoints SET scheduled_at = now() - interval '1 minute'")
+    await dispatcher(pool, smtp, webhook).dispatch_due()
+    await dispatcher(pool, smtp, webhook).dispatch_due()  # the webhook refuses its first request once
+
+    _, inbox = smtp
+    assert {m["To"] for m in inbox.messages}.isdisjoint(
+        {"never@optout.io", "partial@optout.io", "left@optout.io", "stalled@optout.io"})
+    reached = {(hook["touchpoint"]["lead_id"], hook["touchpoint"]["channel"]) for hook in webhook.accepted}
+    opted_out = {str(r.lead_id) for r in (never_consented, engaged_then_left, stalled)}
+    assert not {lead for lead, _ in reached} & opted_out
+    assert {channel for lead, channel in reached if lead == str(no_email_or_sms.lead_id)} <= {"linkedin", "call"}
+    assert no_email_or_sms.status == "engaged"
+    sent = await pool.fetch("SELECT lead_id, channel FROM touchpoints WHERE status = 'sent'")
+    assert not {str(r["lead_id"]) for r in sent} & opted_out
+    assert {r["channel"] for r in sent if r["lead_id"] == no_email_or_sms.lead_id} <= {"linkedin", "call"}
+    assert await pool.fetchval("SELECT status FROM handoffs WHERE lead_id = $1", stalled.lead_id) == "completed"
+    assert await pool.fetchval("SELECT count(*) FROM touchpoints WHERE lead_id = $1 AND status <> 'cancelled'",
+                               stalled.lead_id) == 0

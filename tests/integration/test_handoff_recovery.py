@@ -84,8 +84,8 @@ async def test_a_late_original_and_a_recovery_cannot_both_engage_the_lead(pool, 
     first = agents.engagement.plan(package, utc_now())
     second = agents.engagement.plan(package, utc_now())
 
-    assert await repository.complete_handoff(package.handoff_id, first, attempts=1) is True
-    assert await repository.complete_handoff(package.handoff_id, second, attempts=1) is False
+    assert await repository.complete_handoff(package.handoff_id, first, attempts=1) == first
+    assert await repository.complete_handoff(package.handoff_id, second, attempts=1) is None
     assert await repository.dead_letter_handoff(package.handoff_id, "too late", attempts=1) is False
 
     rows = await lead_rows(pool, accepted.lead_id)
