@@ -13,7 +13,7 @@ from tests.support import lead_payload
 pytestmark = pytest.mark.e2e
 
 DEPLOYMENTS = {"ApiGateway", "LeadOrchestrator", "TriageAgent", "HandoffOrchestrator", "EngagementAgent",
-               "MemoryConsolidator", "TouchpointDispatcher"}
+               "MemoryConsolidator", "TouchpointDispatcher", "EngagementFeedback", "CampaignOptimizer"}
 
 
 def test_status_reports_nodes_deployments_with_replicas_and_stores(api):
