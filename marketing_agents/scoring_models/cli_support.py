@@ -29,8 +29,29 @@ def registry_for(settings):
 def train_command(args: argparse.Namespace, settings) -> int:
     from marketing_agents.scoring_models.training import train_file
 
-    result = train_file(args.data, args.label, args.out, id_column=args.id, cv=args.cv,
-                        progress=lambda line: print(line, flush=True))
+    def say(line: str) -> None:
+        print(line, flush=True)
+
+    if args.from_conversions:
+        if args.label is not None or args.id is not None:
+            args.usage_error("--label and --id go with --data; --from-conversions labels each lead by whether it "
+                             "converted and identifies it by its lead id")
+        from marketing_agents.scoring_models.conversions import (
+            DEFAULT_WINDOW_DAYS,
+            train_from_conversions,
+        )
+        from marketing_agents.stores.connections import redact
+        from marketing_agents.stores.embedded import postgres_dsn_for
+
+        dsn = postgres_dsn_for(settings)
+        result = train_from_conversions(dsn, args.out, window_days=args.window_days or DEFAULT_WINDOW_DAYS,
+                                        cv=args.cv, source_name=redact(dsn), progress=say)
+    else:
+        if args.label is None:
+            args.usage_error("--label is required with --data")
+        if args.window_days is not None:
+            args.usage_error("--window-days goes with --from-conversions")
+        result = train_file(args.data, args.label, args.out, id_column=args.id, cv=args.cv, progress=say)
     print(result.summary())
     if args.register or args.promote:
         registry = registry_for(settings)
@@ -83,21 +104,31 @@ def models_command(args: argparse.Namespace, settings) -> int:
 def add_scoring_verbs(verbs) -> None:
     """Adds ``train``, ``score`` and ``models`` to the ``add_subparsers`` object of the CLI parser."""
     train = verbs.add_parser(
-        "train", help="train a calibrated lead-conversion model from a CSV/Parquet table with a binary label",
+        "train", help="train a calibrated lead-conversion model from a CSV/Parquet table with a binary label, "
+                      "or from the conversions of the running system",
         description="Picks preprocessing by column type (numeric: median impute + missing indicator + "
                     "scaling; categorical: constant impute + one-hot with rare categories grouped; the id column, "
                     "constant, identifier-like and date columns are dropped), compares logistic regression with "
                     "gradient-boosted trees by stratified cross-validated PR-AUC, calibrates the better one and "
                     "writes model.joblib, model.json, metrics.json (out-of-fold ROC-AUC, PR-AUC, Brier, capture "
-                    "and lift at 5/10/20/30%), gains.png and MODEL_CARD.md to --out.")
-    train.add_argument("--data", required=True, metavar="FILE", help=".csv, .tsv or .parquet with a header row")
-    train.add_argument("--label", required=True, metavar="COLUMN", help="binary label: 0/1, true/false or yes/no")
+                    "and lift at 5/10/20/30%), gains.png and MODEL_CARD.md to --out. With --from-conversions the "
+                    "table is the system's own leads (MAS_POSTGRES_DSN, else the running embedded PostgreSQL) "
+                    "created at least --window-days ago, labelled by whether they converted within that many "
+                    "days, with the features the triage agent gives the model.")
+    source = train.add_mutually_exclusive_group(required=True)
+    source.add_argument("--data", metavar="FILE", help=".csv, .tsv or .parquet with a header row")
+    source.add_argument("--from-conversions", action="store_true",
+                        help="train from the leads and conversions tables of the running system")
+    train.add_argument("--label", metavar="COLUMN", help="with --data: binary label column, 0/1, true/false or yes/no")
+    train.add_argument("--window-days", type=bounded_int(1, 3650, "days"), metavar="N",
+                       help="with --from-conversions: a lead counts as converted when it converted within N days "
+                            "of its creation; younger leads are left out (default 90)")
     train.add_argument("--out", required=True, metavar="DIR", help="directory for the artifacts")
     train.add_argument("--id", metavar="COLUMN", help="lead id column (not used as a feature)")
     train.add_argument("--cv", type=bounded_int(2, what="folds"), default=5, metavar="K", help="cross-validation folds (default 5)")
     train.add_argument("--register", action="store_true", help="also register the model in MAS_DATA_DIR/models")
     train.add_argument("--promote", action="store_true", help="register and make it the active model")
-    train.set_defaults(handler=train_command)
+    train.set_defaults(handler=train_command, usage_error=train.error)
 
     score = verbs.add_parser(
         "score", help="score a CSV/Parquet table of leads with a trained model into a CSV file",
