@@ -30,7 +30,7 @@ class _Metrics:
         self.handoff_quality = Histogram("mas_handoff_quality", "Quality score of handoff packages (0..1).",
                                          QUALITY_BOUNDARIES, tag_keys=("accepted",))
         self.touchpoints = Counter("mas_touchpoints_total", "Touchpoints by delivery result (sent, retrying, "
-                                   "failed, cancelled_for_consent).", tag_keys=("result",))
+                                   "failed, cancelled_for_consent, cancelled_for_status).", tag_keys=("result",))
 
 
 @cache

@@ -40,6 +40,13 @@ class DispatchReport(BaseModel):
     retrying: int = 0
     failed: int = 0
     cancelled_for_consent: int = 0
+    cancelled_for_status: int = 0
+
+
+# Once a lead talks to people (a reply, a meeting) or has bought, the automated sequence stops: only
+# these channels may still go out. Checked at sending time too, for a touchpoint that was mid-send or
+# waiting for a retry when the interaction arrived.
+CHANNELS_STILL_ALLOWED = {"in_conversation": {Channel.CALL}, "converted": set()}
 
 
 _CLAIM = """
@@ -65,7 +72,7 @@ class Dispatcher:
         async with translated_errors("claim due touchpoints"):
             claimed = await self._pool.fetch(_CLAIM, limit, self._retry.lease)
             leads = {r["id"]: r for r in await self._pool.fetch(
-                "SELECT id, email, first_name, last_name, company, consent FROM leads WHERE id = ANY($1::uuid[])",
+                "SELECT id, email, first_name, last_name, company, consent, status FROM leads WHERE id = ANY($1::uuid[])",
                 list({row["lead_id"] for row in claimed}))}
         report.claimed = len(claimed)
         for row in claimed:
@@ -74,6 +81,12 @@ class Dispatcher:
             if lead is None or not lead["consent"].get(touchpoint.channel.value):
                 await self._finish(touchpoint, "cancelled", error="no consent for this channel at sending time")
                 report.cancelled_for_consent += 1
+                continue
+            allowed = CHANNELS_STILL_ALLOWED.get(lead["status"])
+            if allowed is not None and touchpoint.channel not in allowed:
+                await self._finish(touchpoint, "cancelled",
+                                   error=f"the lead is {lead['status']}: the automated sequence stopped")
+                report.cancelled_for_status += 1
                 continue
             adapter = self._adapters.get(touchpoint.channel)
             try:

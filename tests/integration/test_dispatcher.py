@@ -212,3 +212,25 @@ async def test_an_opted_out_lead_gets_no_touchpoint_through_any_path(pool, redis
     assert await pool.fetchval("SELECT status FROM handoffs WHERE lead_id = $1", stalled.lead_id) == "completed"
     assert await pool.fetchval("SELECT count(*) FROM touchpoints WHERE lead_id = $1 AND status <> 'cancelled'",
                                stalled.lead_id) == 0
+
+
+async def test_a_touchpoint_waiting_for_a_retry_stops_once_the_lead_replies_or_buys(pool, repository, redis_client,
+                                                                                     smtp, webhook):
+    replied = await engaged_lead(repository, redis_client, pool, "replied-meanwhile@acme-robotics.com")
+    bought = await engaged_lead(repository, redis_client, pool, "bought-meanwhile@acme-robotics.com")
+    # As if each had been mid-send when the interaction cancelled the rest of its sequence.
+    await pool.execute("UPDATE leads SET status = 'in_conversation' WHERE id = $1", replied.lead_id)
+    await pool.execute("UPDATE leads SET status = 'converted' WHERE id = $1", bought.lead_id)
+
+    report = await dispatcher(pool, smtp, webhook).dispatch_due()
+    await dispatcher(pool, smtp, webhook).dispatch_due()  # the webhook refuses its first request once
+
+    sent = await pool.fetch("SELECT lead_id, channel FROM touchpoints WHERE status = 'sent' AND lead_id = ANY($1)",
+                            [replied.lead_id, bought.lead_id])
+    assert {(r["lead_id"], r["channel"]) for r in sent} <= {(replied.lead_id, "call")}
+    assert report.cancelled_for_status == sum(
+        1 for r in (replied, bought) for tp in r.engagement_plan.touchpoints
+        if not (r is replied and tp.channel is Channel.CALL))
+    _, inbox = smtp
+    assert {m["To"] for m in inbox.messages}.isdisjoint({"replied-meanwhile@acme-robotics.com",
+                                                        "bought-meanwhile@acme-robotics.com"})
