@@ -38,6 +38,8 @@ examples:
                                        episodes, RFM, patterns and graph weights from interactions
   marketing-agents train --data leads.csv --label converted --out model/ --register --promote
                                        a calibrated conversion model with metrics, gains chart, model card
+  marketing-agents train --from-conversions --window-days 90 --out model/ --register
+                                       the same, from the running system's leads and their conversions
   marketing-agents score --model active --data new_leads.csv --out scores.csv
                                        probabilities, lead_score and top factors for and against per row
   marketing-agents simulate-campaign --arms 8 --days 30 --seeds 10
