@@ -44,7 +44,6 @@ from marketing_agents.actors.campaign_models import (
     InvalidFields,
     MetricsBatch,
     MetricsIngested,
-    MetricsRow,
     NewCampaign,
     OptimizationList,
     OptimizationRecord,
@@ -61,6 +60,7 @@ from marketing_agents.actors.campaign_optimizer import (
     invert,
 )
 from marketing_agents.domain import Campaign, CampaignStatus, Channel, utc_now
+from marketing_agents.domain.campaign import MetricsRow
 from marketing_agents.errors import ConfigError, Conflict, NotFound
 from marketing_agents.memory.short_term import ShortTermMemory
 from marketing_agents.settings import Settings

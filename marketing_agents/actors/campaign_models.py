@@ -9,7 +9,6 @@ routes all speak them.
 from __future__ import annotations
 
 from datetime import date, datetime
-from decimal import Decimal
 from enum import StrEnum
 from typing import Annotated, Any
 from uuid import UUID
@@ -23,16 +22,15 @@ from marketing_agents.actors.campaign_optimizer import (
 )
 from marketing_agents.domain import (
     Campaign,
-    CampaignMetrics,
     CampaignStatus,
     Channel,
     DomainModel,
 )
+from marketing_agents.domain.campaign import MetricsRow, Money
 from marketing_agents.domain.common import Text
 from marketing_agents.errors import RequestError
 
 CampaignName = Annotated[str, StringConstraints(min_length=1, max_length=200)]
-Money = Annotated[Decimal, Field(ge=0, max_digits=14, decimal_places=2)]
 Actor = Annotated[str, StringConstraints(min_length=1, max_length=200)]
 
 OPTIMIZER = "optimizer"  # ``created_by`` / ``applied_by`` of what the optimizer did on its own
@@ -141,42 +139,6 @@ class CampaignDetail(DomainModel):
 # --------------------------------------------------------------------------------------------------
 # Metrics
 # --------------------------------------------------------------------------------------------------
-
-
-class MetricsRow(DomainModel):
-    """One day of one arm (a variant on a channel). A day sent again replaces the numbers sent before."""
-
-    variant: Annotated[str, StringConstraints(min_length=1, max_length=64)] = "default"
-    channel: Channel
-    metric_date: date
-    impressions: int = Field(ge=0)
-    clicks: int = Field(ge=0)
-    conversions: int = Field(ge=0)
-    spend: Money
-    revenue: Money
-
-    @field_validator("clicks")
-    @classmethod
-    def _clicks_within_impressions(cls, clicks: int, info: ValidationInfo) -> int:
-        impressions = info.data.get("impressions")
-        if impressions is not None and clicks > impressions:
-            raise ValueError(f"clicks ({clicks}) cannot exceed impressions ({impressions})")
-        return clicks
-
-    @field_validator("conversions")
-    @classmethod
-    def _conversions_within_clicks(cls, conversions: int, info: ValidationInfo) -> int:
-        clicks = info.data.get("clicks")
-        if clicks is not None and conversions > clicks:
-            raise ValueError(f"conversions ({conversions}) cannot exceed clicks ({clicks})")
-        return conversions
-
-    @property
-    def arm_key(self) -> str:
-        return f"{self.variant}/{self.channel.value}"
-
-    def for_campaign(self, campaign_id: UUID) -> CampaignMetrics:
-        return CampaignMetrics(campaign_id=campaign_id, **self.model_dump())
 
 
 class MetricsBatch(DomainModel):

@@ -8,7 +8,7 @@ from enum import StrEnum
 from typing import Annotated, Self
 from uuid import UUID
 
-from pydantic import Field, StringConstraints, model_validator
+from pydantic import Field, StringConstraints, ValidationInfo, field_validator, model_validator
 
 from marketing_agents.domain.common import Channel, DomainModel, Text
 
@@ -38,23 +38,47 @@ class Campaign(DomainModel):
         return self
 
 
-class CampaignMetrics(DomainModel):
-    """One day of one variant on one channel: the numbers the optimizer reasons over."""
+Money = Annotated[Decimal, Field(ge=0, max_digits=14, decimal_places=2)]
 
-    campaign_id: UUID
+
+class MetricsRow(DomainModel):
+    """One day of one arm (a variant on a channel), as a client sends it. A day sent again replaces it."""
+
     variant: Annotated[str, StringConstraints(min_length=1, max_length=64)] = "default"
     channel: Channel
     metric_date: date
     impressions: int = Field(ge=0)
     clicks: int = Field(ge=0)
     conversions: int = Field(ge=0)
-    spend: Decimal = Field(ge=0, max_digits=14, decimal_places=2)
-    revenue: Decimal = Field(ge=0, max_digits=14, decimal_places=2)
+    spend: Money
+    revenue: Money
 
-    @model_validator(mode="after")
-    def _funnel_narrows(self) -> Self:
-        if self.clicks > self.impressions:
-            raise ValueError("clicks cannot exceed impressions")
-        if self.conversions > self.clicks:
-            raise ValueError("conversions cannot exceed clicks")
-        return self
+    # Field validators, not a model validator, so that an error names the field that is wrong.
+    @field_validator("clicks")
+    @classmethod
+    def _clicks_within_impressions(cls, clicks: int, info: ValidationInfo) -> int:
+        impressions = info.data.get("impressions")
+        if impressions is not None and clicks > impressions:
+            raise ValueError(f"clicks ({clicks}) cannot exceed impressions ({impressions})")
+        return clicks
+
+    @field_validator("conversions")
+    @classmethod
+    def _conversions_within_clicks(cls, conversions: int, info: ValidationInfo) -> int:
+        clicks = info.data.get("clicks")
+        if clicks is not None and conversions > clicks:
+            raise ValueError(f"conversions ({conversions}) cannot exceed clicks ({clicks})")
+        return conversions
+
+    @property
+    def arm_key(self) -> str:
+        return f"{self.variant}/{self.channel.value}"
+
+    def for_campaign(self, campaign_id: UUID) -> CampaignMetrics:
+        return CampaignMetrics(campaign_id=campaign_id, **self.model_dump())
+
+
+class CampaignMetrics(MetricsRow):
+    """One stored day of one arm of a campaign: the numbers the optimizer reasons over."""
+
+    campaign_id: UUID

@@ -30,13 +30,13 @@ from marketing_agents.actors.campaign_models import (
     EscalationStatus,
     MetricsBatch,
     MetricsIngested,
-    MetricsRow,
     NewCampaign,
     OptimizationList,
     OptimizationRecord,
 )
 from marketing_agents.actors.campaign_optimizer import PerformanceReport
 from marketing_agents.domain import Campaign, CampaignStatus
+from marketing_agents.domain.campaign import MetricsRow
 from marketing_agents.memory.short_term import ShortTermMemory, TtlPolicy
 from marketing_agents.serve_app.http_errors import ErrorResponse
 from marketing_agents.settings import get_settings

@@ -21,7 +21,6 @@ from marketing_agents.actors.campaign_models import (
     CampaignUpdate,
     EscalationStatus,
     InvalidFields,
-    MetricsRow,
     NewCampaign,
     OptimizationStatus,
 )
@@ -31,6 +30,7 @@ from marketing_agents.actors.campaign_optimizer import (
     OptimizerPolicy,
 )
 from marketing_agents.domain import CampaignStatus, Channel
+from marketing_agents.domain.campaign import MetricsRow
 from marketing_agents.errors import Conflict, NotFound
 from marketing_agents.memory.short_term import ShortTermMemory, event_channel
 from marketing_agents.stores.postgres_campaigns import PostgresCampaignStore

@@ -20,7 +20,6 @@ from marketing_agents.actors.campaign_models import (
     CampaignUpdate,
     InvalidFields,
     MetricsBatch,
-    MetricsRow,
     NewCampaign,
 )
 from marketing_agents.actors.campaign_optimizer import (
@@ -30,6 +29,7 @@ from marketing_agents.actors.campaign_optimizer import (
     invert,
 )
 from marketing_agents.domain import Campaign, CampaignMetrics, CampaignStatus, Channel
+from marketing_agents.domain.campaign import MetricsRow
 from marketing_agents.errors import ConfigError
 from marketing_agents.settings import Settings
 
