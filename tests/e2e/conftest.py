@@ -7,6 +7,7 @@ the Serve app deployed from ray_configs/serve_config.yaml, real HTTP on a free p
 from __future__ import annotations
 
 import os
+import secrets
 import signal
 import subprocess
 import sys
@@ -34,6 +35,8 @@ class RunningSystem:
         self.valkey_port = free_port()
         self.dashboard_port = free_port()
         self.metrics_port = free_port()
+        # The bootstrap admin key the tests authenticate with (a fresh one per run, never a fixed secret).
+        self.admin_key = f"mas_test_{secrets.token_urlsafe(24)}"
         self.env = {
             **os.environ,
             "MAS_DATA_DIR": str(data_dir),
@@ -45,6 +48,7 @@ class RunningSystem:
             "MAS_SMTP_PORT": str(free_port()),
             "MAS_WEBHOOK_SINK_PORT": str(free_port()),
             "MAS_DISPATCH_EVERY_S": "0.5",
+            "MAS_ADMIN_API_KEY": self.admin_key,
         }
         # The run uses its own embedded stores and graph; a Neo4j given to the contract suite (which
         # clears it between tests) is not this system's.
@@ -125,7 +129,8 @@ def system(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningSystem]:
 
 @pytest.fixture
 def api(system: RunningSystem) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=system.url, timeout=60) as client:
+    with httpx.Client(base_url=system.url, timeout=60,
+                      headers={"Authorization": f"Bearer {system.admin_key}"}) as client:
         yield client
 
 
