@@ -86,9 +86,6 @@ async def load_conversion_data(pool: asyncpg.Pool, window_days: int = DEFAULT_WI
                                as_of: datetime | None = None) -> ConversionData:
     """Reads the leads and their labels (see the module docstring); ``as_of`` defaults to the database's now()."""
     from marketing_agents.actors.enrichment import Enricher
-    from marketing_agents.actors.model_opinion import lead_features
-    from marketing_agents.domain import Lead
-    from marketing_agents.domain.triage import LeadEnrichment
 
     if window_days < 1:
         raise ValueError("window_days must be at least 1")
@@ -96,22 +93,37 @@ async def load_conversion_data(pool: asyncpg.Pool, window_days: int = DEFAULT_WI
     enricher = Enricher()
     rows, skipped = [], 0
     for record in await pool.fetch(_LEADS, window_days, as_of):
-        try:
-            lead = Lead.model_validate({key: record[key] for key in Lead.model_fields})
-        except ValidationError:
+        features = stored_lead_features(record, enricher)
+        if features is None:
             skipped += 1
             continue
-        enrichment = None
-        if record["stored_enrichment"] is not None:
-            try:
-                enrichment = LeadEnrichment.model_validate(record["stored_enrichment"])
-            except ValidationError:
-                enrichment = None
-        features = lead_features(lead, enrichment or enricher.enrich(lead))
-        rows.append({ID_COLUMN: str(lead.id), **{name: features[name] for name in FEATURES},
+        rows.append({ID_COLUMN: str(record["id"]), **{name: features[name] for name in FEATURES},
                      LABEL: int(record["converted"])})
     frame = pd.DataFrame(rows, columns=[ID_COLUMN, *FEATURES, LABEL])
     return ConversionData(frame=frame, window_days=window_days, as_of=as_of, skipped=skipped)
+
+
+def stored_lead_features(record, enricher) -> dict | None:
+    """What triage gives the model (``lead_features``) for a stored lead row with its ``stored_enrichment``.
+
+    The enrichment triage stored is used when there is one (the lead as it was scored), else it is
+    computed now. None when the stored row no longer validates as a Lead.
+    """
+    from marketing_agents.actors.model_opinion import lead_features
+    from marketing_agents.domain import Lead
+    from marketing_agents.domain.triage import LeadEnrichment
+
+    try:
+        lead = Lead.model_validate({key: record[key] for key in Lead.model_fields})
+    except ValidationError:
+        return None
+    enrichment = None
+    if record["stored_enrichment"] is not None:
+        try:
+            enrichment = LeadEnrichment.model_validate(record["stored_enrichment"])
+        except ValidationError:
+            enrichment = None
+    return lead_features(lead, enrichment or enricher.enrich(lead))
 
 
 def check_enough_outcomes(data: ConversionData, cv: int) -> None:
