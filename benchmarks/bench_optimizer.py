@@ -1,0 +1,76 @@
+"""The campaign optimizer against an equal split (the anchor) and an oracle that knows the best arm.
+
+8 arms, 30 days, 20 seeds, every strategy on the same simulated market and daily noise
+(marketing_agents/actors/campaign_simulator.py). Targets: at least 90 % of the oracle's conversions
+and at least 15 % more than the equal split. Writes results/bench_optimizer.json and .png.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+from common import RESULTS, target, write_result
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--arms", type=int, default=8)
+    parser.add_argument("--days", type=int, default=30)
+    parser.add_argument("--seeds", type=int, default=20)
+    args = parser.parse_args()
+
+    from marketing_agents.actors.campaign_simulator import simulate
+
+    started = time.perf_counter()
+    results = []
+    for seed in range(args.seeds):
+        results.append(simulate(args.arms, args.days, seed))
+        print(f"\rseed {seed + 1}/{args.seeds}", end="", flush=True)
+    print()
+    seconds = time.perf_counter() - started
+    oracle = [r.oracle_ratio for r in results]
+    uplift = [r.equal_split_uplift for r in results]
+    mean = lambda xs: sum(xs) / len(xs)  # noqa: E731
+    print(f"{args.arms} arms x {args.days} days x {args.seeds} seeds in {seconds:.1f} s")
+    print(f"  optimizer / oracle:       mean {mean(oracle):.1%}  min {min(oracle):.1%}  max {max(oracle):.1%}")
+    print(f"  optimizer / equal split:  mean {mean(uplift):+.1%}  min {min(uplift):+.1%}  max {max(uplift):+.1%}")
+    figures = {
+        "arms": args.arms, "days": args.days, "seeds": args.seeds, "seconds": round(seconds, 2),
+        "oracle_ratio": {"mean": mean(oracle), "min": min(oracle), "max": max(oracle)},
+        "equal_split_uplift": {"mean": mean(uplift), "min": min(uplift), "max": max(uplift)},
+        "per_seed": [{"seed": r.seed, "conversions": r.conversions, "oracle_ratio": r.oracle_ratio,
+                      "equal_split_uplift": r.equal_split_uplift, "best_arm_lift": r.market.lift} for r in results],
+    }
+    targets = {
+        "oracle": target("mean share of the oracle's conversions", mean(oracle), 0.90),
+        "equal_split": target("mean uplift over the equal split (anchor)", mean(uplift), 0.15),
+    }
+    write_result("bench_optimizer", figures, targets)
+    plot(results)
+    return 0
+
+
+def plot(results) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4))
+    seeds = [r.seed for r in results]
+    for strategy, colour in (("equal_split", "grey"), ("optimizer", "tab:blue"), ("oracle", "tab:green")):
+        left.plot(seeds, [r.conversions[strategy] for r in results], "o-", color=colour, label=strategy)
+    left.set(xlabel="seed", ylabel="conversions in 30 days", title="Conversions per strategy")
+    left.legend()
+    for r in results:
+        right.plot(range(1, len(r.best_arm_share) + 1), r.best_arm_share, color="tab:blue", alpha=0.35)
+    right.set(xlabel="day", ylabel="share of budget", title="Optimizer's share on the best arm", ylim=(0, 1))
+    fig.tight_layout()
+    path = RESULTS / "bench_optimizer.png"
+    fig.savefig(path, dpi=110)
+    print(f"wrote benchmarks/results/{path.name}")
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
