@@ -6,12 +6,17 @@ they are Serve deployments on a Ray cluster or functions in a unit test.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import logging
 import time
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 from uuid import UUID, uuid4
+
+from pydantic import ValidationError
 
 from marketing_agents.actors.handoff import Delivery, PreparedHandoff
 from marketing_agents.actors.routing import ENGAGEMENT_AGENT
@@ -25,15 +30,19 @@ from marketing_agents.domain import (
     TriageResult,
     utc_now,
 )
-from marketing_agents.errors import LeadExists, StorageError
+from marketing_agents.domain.lead_views import ItemError, LeadBatchItemResult, LeadBatchResult
+from marketing_agents.errors import LeadExists, MarketingAgentsError, StorageError
 from marketing_agents.memory.manager import UnifiedMemoryManager
 from marketing_agents.memory.short_term import ShortTermMemory
 from marketing_agents.stores.postgres import LeadRepository
 
 log = logging.getLogger(__name__)
 
+# Leads of one batch in flight at once (each one's handoff, memory and PostgreSQL writes).
+BATCH_CONCURRENCY = 16
 
 TriagePort = Callable[[Lead, UUID | None], Awaitable[TriageResult]]
+TriageManyPort = Callable[[list[tuple[Lead, UUID | None]]], Awaitable[list[TriageResult]]]
 PreparePort = Callable[[Lead, TriageResult, list[ProvenanceEntry], dict], Awaitable[PreparedHandoff]]
 DeliverPort = Callable[[HandoffPackage], Awaitable[Delivery]]
 
@@ -53,8 +62,10 @@ class LeadIntake:
         short_term: ShortTermMemory,
         memory: UnifiedMemoryManager | None = None,
         clock: Callable[[], datetime] = utc_now,
+        triage_many: TriageManyPort | None = None,
     ) -> None:
         self._triage = triage
+        self._triage_many = triage_many
         self._prepare = prepare
         self._deliver = deliver
         self._leads = leads
@@ -68,6 +79,87 @@ class LeadIntake:
         Raises LeadExists for a known ``external_id``, IdempotencyKeyReused for a key sent with a
         different body, StorageError when PostgreSQL is unreachable (nothing is then stored).
         """
+        admitted = await self._admit(new_lead, idempotency_key)
+        if isinstance(admitted, LeadProcessingResult):
+            return admitted
+        triage = await self._triage(admitted.lead, admitted.duplicate_of)
+        return await self._process(admitted, triage)
+
+    async def submit_batch(self, items: list[dict[str, Any]], idempotency_key: str | None = None) -> LeadBatchResult:
+        """Many leads at once: each validated and admitted on its own, all triaged in one call, then each
+        processed exactly as ``submit`` processes one lead. A bad item is reported in its place.
+
+        With an ``idempotency_key`` each item is kept under ``batch:<key>:<index>``, so sending the same
+        batch again answers the items already stored with their first answer and stores only the rest.
+        """
+        started = time.perf_counter()
+        outcomes: list[LeadBatchItemResult | None] = [None] * len(items)
+        leads: dict[int, NewLead] = {}
+        first_with: dict[str, int] = {}
+        for index, raw in enumerate(items):
+            try:
+                new_lead = NewLead.model_validate(raw)
+            except ValidationError as exc:
+                outcomes[index] = _invalid(index, exc)
+                continue
+            earlier = first_with.setdefault(new_lead.external_id, index) if new_lead.external_id else index
+            if earlier != index:
+                outcomes[index] = LeadBatchItemResult(index=index, status="conflict", error=ItemError(
+                    code=LeadExists.code, message=f"external_id '{new_lead.external_id}' is also given to item {earlier}",
+                    details={"external_id": new_lead.external_id, "index": earlier}))
+                continue
+            leads[index] = new_lead
+
+        limit = asyncio.Semaphore(BATCH_CONCURRENCY)
+
+        async def admit(index: int) -> _Admitted | LeadProcessingResult | Exception:
+            async with limit:
+                try:
+                    return await self._admit(leads[index], _item_key(idempotency_key, index))
+                except Exception as exc:  # noqa: BLE001 - reported in the item's place
+                    return exc
+
+        admitted: dict[int, _Admitted] = {}
+        for index, answer in zip(leads, await asyncio.gather(*(admit(i) for i in leads)), strict=True):
+            if isinstance(answer, _Admitted):
+                admitted[index] = answer
+            else:
+                outcomes[index] = _outcome(index, answer)
+        _mark_duplicates_within(list(admitted.values()))
+
+        scoring_model = None
+        if admitted:
+            try:
+                triages = await self._triage_batch([(a.lead, a.duplicate_of) for a in admitted.values()])
+            except Exception as exc:  # noqa: BLE001 - every admitted item fails with it, none is stored
+                for index in admitted:
+                    outcomes[index] = _outcome(index, exc)
+                admitted = {}
+            else:
+                scoring_model = triages[0].scoring_model
+
+                async def process(index: int, triage: TriageResult) -> LeadBatchItemResult:
+                    async with limit:
+                        try:
+                            return _outcome(index, await self._process(admitted[index], triage))
+                        except Exception as exc:  # noqa: BLE001 - reported in the item's place
+                            return _outcome(index, exc)
+
+                for item in await asyncio.gather(*(process(i, t) for i, t in zip(admitted, triages, strict=True))):
+                    outcomes[item.index] = item
+        results = [outcome for outcome in outcomes if outcome is not None]
+        return LeadBatchResult(
+            stored=sum(r.status == "stored" for r in results), invalid=sum(r.status == "invalid" for r in results),
+            conflicts=sum(r.status == "conflict" for r in results), failed=sum(r.status == "failed" for r in results),
+            scoring_model=scoring_model, processing_time_ms=_ms_since(started), results=results)
+
+    async def _triage_batch(self, leads: list[tuple[Lead, UUID | None]]) -> list[TriageResult]:
+        if self._triage_many is not None:
+            return await self._triage_many(leads)
+        return list(await asyncio.gather(*(self._triage(lead, duplicate_of) for lead, duplicate_of in leads)))
+
+    async def _admit(self, new_lead: NewLead, idempotency_key: str | None) -> _Admitted | LeadProcessingResult:
+        """Dedupes a request and makes it a lead: the earlier answer for a retried key, or the lead to triage."""
         started = time.perf_counter()
         request_hash = request_fingerprint(new_lead)
         if idempotency_key is not None:
@@ -81,13 +173,15 @@ class LeadIntake:
                     f"a lead with external_id '{new_lead.external_id}' already exists",
                     {"external_id": new_lead.external_id, "lead_id": str(existing)},
                 )
-
-        received_at = self._clock()
-        lead = Lead(**new_lead.model_dump(), id=uuid4(), created_at=received_at)
-        provenance = [ProvenanceEntry(agent="LeadOrchestrator", action="received", at=received_at)]
+        lead = Lead(**new_lead.model_dump(), id=uuid4(), created_at=self._clock())
         duplicate_of = await self._leads.lead_id_for_email(lead.email)
-        triage = await self._triage(lead, duplicate_of)
-        provenance.append(ProvenanceEntry(agent="TriageAgent", action="triaged", at=triage.triaged_at))
+        return _Admitted(lead, request_hash, idempotency_key, started, duplicate_of)
+
+    async def _process(self, admitted: _Admitted, triage: TriageResult) -> LeadProcessingResult:
+        """Hands the triaged lead off, stores it all and engages it: the one path every new lead takes."""
+        lead, started = admitted.lead, admitted.started
+        provenance = [ProvenanceEntry(agent="LeadOrchestrator", action="received", at=lead.created_at),
+                      ProvenanceEntry(agent="TriageAgent", action="triaged", at=triage.triaged_at)]
 
         prepared = None
         if triage.route_to == ENGAGEMENT_AGENT:
@@ -120,8 +214,8 @@ class LeadIntake:
             package=prepared.package if prepared else None,
             handoff=prepared.record if prepared else None,
             result=result,
-            idempotency_key=idempotency_key,
-            request_hash=request_hash,
+            idempotency_key=admitted.idempotency_key,
+            request_hash=admitted.request_hash,
         )
         if stored.lead_id != lead.id:
             return stored  # a concurrent request with the same key won; its answer is the answer
@@ -210,3 +304,50 @@ class LeadIntake:
 
 def _ms_since(started: float) -> float:
     return round((time.perf_counter() - started) * 1000, 2)
+
+
+@dataclass
+class _Admitted:
+    lead: Lead
+    request_hash: str
+    idempotency_key: str | None
+    started: float
+    duplicate_of: UUID | None
+
+
+def _item_key(idempotency_key: str | None, index: int) -> str | None:
+    return None if idempotency_key is None else f"batch:{idempotency_key}:{index}"
+
+
+def _mark_duplicates_within(admitted: list[_Admitted]) -> None:
+    """A lead whose email an earlier lead of the same batch has is that one's duplicate, as it would be
+    had they come one after the other."""
+    first: dict[str, UUID] = {}
+    for item in admitted:
+        earlier = first.setdefault(item.lead.email, item.lead.id)
+        if item.duplicate_of is None and earlier != item.lead.id:
+            item.duplicate_of = earlier
+
+
+def _invalid(index: int, exc: ValidationError) -> LeadBatchItemResult:
+    fields = [{"field": ".".join(str(p) for p in err.get("loc", ())) or "body", "location": f"body.leads.{index}",
+               "message": err.get("msg", "invalid"), "type": err.get("type", "value_error")} for err in exc.errors()]
+    return LeadBatchItemResult(index=index, status="invalid", error=ItemError(
+        code="validation_error", message="invalid fields: " + ", ".join(f["field"] for f in fields), details=fields))
+
+
+def _outcome(index: int, answer: LeadProcessingResult | Exception) -> LeadBatchItemResult:
+    if isinstance(answer, LeadProcessingResult):
+        return LeadBatchItemResult(index=index, status="stored", result=answer)
+    # An error raised in another Ray process arrives wrapped; the item reports the original.
+    while isinstance(getattr(answer, "cause", None), Exception):
+        answer = answer.cause
+    if isinstance(answer, ValidationError):
+        return _invalid(index, answer)
+    if not isinstance(answer, MarketingAgentsError):
+        log.error("lead %d of a batch failed", index, exc_info=answer)
+        return LeadBatchItemResult(index=index, status="failed", error=ItemError(
+            code="internal_error", message="an unexpected error occurred; it has been logged"))
+    error = ItemError(code=answer.code, message=answer.message, details=answer.details)
+    status = {409: "conflict", 422: "invalid"}.get(answer.status_code, "failed")
+    return LeadBatchItemResult(index=index, status=status, error=error)

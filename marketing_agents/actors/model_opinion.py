@@ -59,15 +59,22 @@ class ActiveModel:
 
     def __call__(self, lead: Lead, enrichment: LeadEnrichment) -> ModelOpinion | None:
         """The active model's opinion, or None when no model is registered (triage then uses its rules)."""
+        return self.many([(lead, enrichment)])[0]
+
+    def many(self, leads: list[tuple[Lead, LeadEnrichment]]) -> list[ModelOpinion | None]:
+        """The active model's opinion of each lead, from one scoring call over all of them (one frame)."""
         from marketing_agents.scoring_models import ModelNotFoundError
 
         try:
             scorer = self.registry.active_scorer()
         except ModelNotFoundError:
-            return None
-        row = lead_features(lead, enrichment)
-        frame = pd.DataFrame([{column: row.get(column) for column in scorer.feature_columns}])
-        scored = scorer.score_frame(frame, explain=True, top=3).iloc[0]
-        return ModelOpinion(probability=float(scored["probability"]), version=scorer.version,
-                            synthetic=scorer.synthetic, factors_for=str(scored["top_factors_for"] or ""),
-                            factors_against=str(scored["top_factors_against"] or ""))
+            return [None] * len(leads)
+        if not leads:
+            return []
+        rows = [lead_features(lead, enrichment) for lead, enrichment in leads]
+        frame = pd.DataFrame([{column: row.get(column) for column in scorer.feature_columns} for row in rows])
+        scored = scorer.score_frame(frame, explain=True, top=3)
+        return [ModelOpinion(probability=float(row["probability"]), version=scorer.version,
+                             synthetic=scorer.synthetic, factors_for=str(row["top_factors_for"] or ""),
+                             factors_against=str(row["top_factors_against"] or ""))
+                for row in scored.to_dict("records")]

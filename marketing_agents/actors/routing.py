@@ -123,6 +123,10 @@ class Router:
         self.rules = rules
         self._queue_load = queue_load
 
+    def queue_loads(self) -> Mapping[str, int]:
+        """How many leads wait in each human queue, as the caller counts them."""
+        return self._queue_load()
+
     def route(self, category: TriageCategory, score: float, enrichment: LeadEnrichment) -> Route:
         if category is TriageCategory.DISQUALIFIED:
             return Route(None, None, "not routed: disqualified leads are not contacted")

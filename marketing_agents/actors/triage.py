@@ -7,6 +7,7 @@ lead is hot. The scoring-models issue puts a trained model's probability beside 
 from __future__ import annotations
 
 import re
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
@@ -98,11 +99,37 @@ class TriageAgent:
 
     def triage(self, lead: Lead, now: datetime, enrichment: LeadEnrichment | None = None) -> TriageResult:
         enrichment = enrichment or self.enricher.enrich(lead)
+        return self._judge(lead, enrichment, self.model(lead, enrichment) if self.model else None, now)
+
+    def triage_many(self, leads: list[tuple[Lead, LeadEnrichment]], now: datetime) -> list[TriageResult]:
+        """Triages leads together: one model call scores them all, then each is judged as ``triage`` would.
+
+        Queue capacities count the leads routed earlier in the same call, so a batch cannot overfill a
+        human queue that a lead-by-lead submission would have overflowed.
+        """
+        if not leads:
+            return []
+        many = getattr(self.model, "many", None)
+        if many is not None:
+            opinions = many(leads)
+        else:
+            opinions = [self.model(lead, enrichment) if self.model else None for lead, enrichment in leads]
+        routed: Counter[str] = Counter()
+        router = Router(self.router.rules, lambda: Counter(self.router.queue_loads()) + routed)
+        results = []
+        for (lead, enrichment), opinion in zip(leads, opinions, strict=True):
+            result = self._judge(lead, enrichment, opinion, now, router)
+            if result.route_to is not None:
+                routed[result.route_to] += 1
+            results.append(result)
+        return results
+
+    def _judge(self, lead: Lead, enrichment: LeadEnrichment, opinion: ModelOpinion | None,
+               now: datetime, router: Router | None = None) -> TriageResult:
         fit = self._fit_factors(lead, enrichment)
         engagement = self._engagement_factors(lead)
         fit_score = min(100.0, sum(f.points for f in fit))
         engagement_score = min(100.0, sum(f.points for f in engagement))
-        opinion = self.model(lead, enrichment) if self.model else None
         model_factors = []
         if opinion is not None:
             label = f"model {opinion.version}{' (synthetic data)' if opinion.synthetic else ''}"
@@ -113,7 +140,7 @@ class TriageAgent:
                             f"against: {opinion.factors_against or 'nothing notable'}"))
         lead_score = blended_score(fit_score, engagement_score, opinion.probability if opinion else None)
         category, reason = self._classify(lead, lead_score)
-        route = self.router.route(category, lead_score, enrichment)
+        route = (router or self.router).route(category, lead_score, enrichment)
         return TriageResult(
             lead_id=lead.id,
             lead_score=lead_score,

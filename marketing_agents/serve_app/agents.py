@@ -11,6 +11,7 @@ import logging
 import time
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import Any
 from uuid import UUID
 
 import ray
@@ -44,14 +45,25 @@ from marketing_agents.domain import (
     UnsubscribeResult,
     utc_now,
 )
+from marketing_agents.domain.lead_views import (
+    LeadBatchResult,
+    LeadErasureReport,
+    LeadExport,
+    LeadPage,
+    LeadProfile,
+    LeadQuery,
+)
 from marketing_agents.errors import NotFound
 from marketing_agents.memory.actors import memory_manager_on_ray
+from marketing_agents.memory.lead_rights import LeadDataRights
 from marketing_agents.memory.semantic import SemanticMemory, graph_store_for
 from marketing_agents.memory.short_term import ShortTermMemory, TtlPolicy
 from marketing_agents.scoring_models import ModelRegistry
+from marketing_agents.serve_app.model_routes import ModelCatalog, ModelChange, ModelList
 from marketing_agents.settings import get_settings
 from marketing_agents.stores.connections import StoreConnections
 from marketing_agents.stores.postgres import LeadRepository
+from marketing_agents.stores.postgres_lead_listing import LeadListing
 from marketing_agents.stores.redis import RedisShortTermStore
 
 log = logging.getLogger(__name__)
@@ -83,15 +95,35 @@ class TriageAgentDeployment:
         self._leads = LeadRepository(pool, timedelta(seconds=s.idempotency_ttl_s))
         self._queue_loads: dict[str, int] = {}
         self._loads_read_at = float("-inf")
+        registry = ModelRegistry(s.data_path / "models")
+        self._models = ModelCatalog(registry)
         self._agent = TriageAgent(TriageThresholds(s.triage_hot_min, s.triage_warm_min, s.triage_nurture_min),
-                                  Enricher(synonyms), ActiveModel(ModelRegistry(s.data_path / "models")),
+                                  Enricher(synonyms), ActiveModel(registry),
                                   Router(RoutingRules.load(s.routing_rules_file), lambda: self._queue_loads))
 
     async def triage(self, lead: Lead, duplicate_of: UUID | None = None) -> TriageResult:
+        await self._refresh_queue_loads()
+        return self._agent.triage(lead, utc_now(), self._agent.enricher.enrich(lead, duplicate_of))
+
+    async def triage_many(self, leads: list[tuple[Lead, UUID | None]]) -> list[TriageResult]:
+        """Triages a batch together: one model call scores every lead."""
+        await self._refresh_queue_loads()
+        enriched = [(lead, self._agent.enricher.enrich(lead, duplicate_of)) for lead, duplicate_of in leads]
+        return await asyncio.to_thread(self._agent.triage_many, enriched, utc_now())
+
+    async def _refresh_queue_loads(self) -> None:
         if time.monotonic() - self._loads_read_at > self.QUEUE_LOAD_MAX_AGE_S:
             self._queue_loads = await self._leads.queue_loads()
             self._loads_read_at = time.monotonic()
-        return self._agent.triage(lead, utc_now(), self._agent.enricher.enrich(lead, duplicate_of))
+
+    async def list_models(self) -> ModelList:
+        return await self._models.list_models()
+
+    async def promote_model(self, version: str) -> ModelChange:
+        return await self._models.promote_model(version)
+
+    async def rollback_model(self) -> ModelChange:
+        return await self._models.rollback_model()
 
 
 @serve.deployment(name="EngagementAgent")
@@ -168,6 +200,7 @@ class LeadOrchestratorDeployment:
         if self._intake is None:
             self._intake = LeadIntake(
                 triage=lambda lead, duplicate_of: self._triage.triage.remote(lead, duplicate_of),
+                triage_many=lambda leads: self._triage.triage_many.remote(leads),
                 prepare=lambda lead, triage, provenance, memory: self._handoff.prepare.remote(
                     lead, triage, provenance, memory),
                 deliver=lambda package: self._handoff.deliver.remote(package),
@@ -186,6 +219,24 @@ class LeadOrchestratorDeployment:
         if result is None:
             raise NotFound(f"no lead with id {lead_id}", {"lead_id": str(lead_id)})
         return result
+
+    async def submit_batch(self, items: list[dict[str, Any]], idempotency_key: str | None) -> LeadBatchResult:
+        return await (await self._lead_intake()).submit_batch(items, idempotency_key)
+
+    async def list_leads(self, query: LeadQuery) -> LeadPage:
+        return await LeadListing(await self._stores.pool()).page(query)
+
+    async def _rights(self) -> LeadDataRights:
+        return LeadDataRights(self._memory, LeadListing(await self._stores.pool()).exists)
+
+    async def lead_profile(self, lead_id: UUID) -> LeadProfile:
+        return await (await self._rights()).profile(lead_id)
+
+    async def export_lead(self, lead_id: UUID) -> LeadExport:
+        return await (await self._rights()).export(lead_id)
+
+    async def erase_lead(self, lead_id: UUID) -> LeadErasureReport:
+        return await (await self._rights()).erase(lead_id)
 
     async def get_lead(self, lead_id: UUID) -> LeadDetail:
         detail = await (await self._repository()).get_detail(lead_id)
