@@ -64,12 +64,14 @@ def _stop(args: argparse.Namespace, settings: Settings) -> int:
 def _status(args: argparse.Namespace, settings: Settings) -> int:
     import httpx
 
-    from marketing_agents.launcher import RunInfo
+    from marketing_agents.launcher import RunInfo, admin_key_for
 
     info = RunInfo.read(settings.data_path)
     url = info.api_url if info else f"http://127.0.0.1:{settings.http_port}"
+    key = admin_key_for(settings)
     try:
-        response = httpx.get(f"{url}/api/v1/system/status", timeout=10)
+        response = httpx.get(f"{url}/api/v1/system/status", timeout=10,
+                             headers={"Authorization": f"Bearer {key}"} if key else None)
     except httpx.HTTPError as exc:
         print(f"error: no answer from {url}: {exc}", file=sys.stderr)
         return 2

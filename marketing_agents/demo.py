@@ -61,10 +61,11 @@ def demo_leads(count: int = 12, seed: int = 7) -> list[dict]:
     return leads
 
 
-def load_demo_data(api_url: str, dsn: str) -> str:
+def load_demo_data(api_url: str, dsn: str, api_key: str) -> str:
+    """Posts the demo leads with ``api_key`` (the bootstrap admin key) and stores the demo campaigns."""
     asyncio.run(_ensure_campaigns(dsn))
     leads = demo_leads()
-    with httpx.Client(base_url=api_url, timeout=30) as client:
+    with httpx.Client(base_url=api_url, timeout=30, headers={"Authorization": f"Bearer {api_key}"}) as client:
         for lead in leads:
             response = client.post("/api/v1/leads", json=lead, headers={"Idempotency-Key": lead["external_id"]})
             if response.status_code not in (200, 409):  # 409: loaded by an earlier run

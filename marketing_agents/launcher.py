@@ -4,7 +4,8 @@ Start order: stores (embedded unless MAS_POSTGRES_DSN / MAS_REDIS_URL are set), 
 local Ray head node with its dashboard, the Serve app deployed from the Serve config file through
 ``serve deploy``, demo data. Every process started here is stopped by Ctrl-C, SIGTERM or
 ``marketing-agents stop``: the Ray processes share this process's fate, and the embedded servers are
-stopped explicitly.
+stopped explicitly. The bootstrap admin API key (``MAS_ADMIN_API_KEY``, else the one generated once into
+``MAS_DATA_DIR/admin-api-key``) reaches the Serve replicas through the environment, like the DSNs.
 
 The run records itself in ``MAS_DATA_DIR/run.json`` (pid, URLs, the embedded servers' pids) so that
 ``stop`` can find it from another shell, and so that a second ``run`` refuses to start beside it.
@@ -32,6 +33,7 @@ import psutil
 import yaml
 
 import marketing_agents
+from marketing_agents.access import generate_key
 from marketing_agents.actors.routing import RoutingRules
 from marketing_agents.errors import ConfigError, MarketingAgentsError
 from marketing_agents.serve_app.status import APP_NAME
@@ -40,6 +42,7 @@ from marketing_agents.stores.embedded import EmbeddedPostgres, EmbeddedValkey
 from marketing_agents.stores.migrations import describe, migrate
 
 RUN_FILE = "run.json"
+ADMIN_KEY_FILE = "admin-api-key"
 T = TypeVar("T")
 
 
@@ -77,6 +80,7 @@ class Launcher:
     _ray_started: bool = False
     _sinks: object | None = None
     _info: RunInfo | None = None
+    _admin_key: str | None = None
 
     @property
     def data_dir(self) -> Path:
@@ -125,8 +129,10 @@ class Launcher:
         self._step("schema migrations", lambda: describe(asyncio.run(migrate(dsn))))
         self._step("knowledge graph", lambda: asyncio.run(self._load_starter_graph(dsn)))
         self._step("scoring model", self._ensure_default_model)
+        self._admin_key = self._bootstrap_admin_key()
         # Serve replicas inherit this environment from the Ray processes started below.
-        os.environ.update({"MAS_POSTGRES_DSN": dsn, "MAS_REDIS_URL": redis_url, "MAS_DATA_DIR": str(self.data_dir)})
+        os.environ.update({"MAS_POSTGRES_DSN": dsn, "MAS_REDIS_URL": redis_url, "MAS_DATA_DIR": str(self.data_dir),
+                           "MAS_ADMIN_API_KEY": self._admin_key})
         if self.settings.local_sinks:
             from marketing_agents.sinks import OutboxSinks
 
@@ -139,11 +145,12 @@ class Launcher:
         if self.settings.load_demo_data:
             from marketing_agents.demo import load_demo_data
 
-            self._step("demo data", lambda: load_demo_data(self.api_url, dsn))
+            self._step("demo data", lambda: load_demo_data(self.api_url, dsn, self._admin_key))
         self.say(
             f"\n  REST API      {self.api_url}/api/v1/leads\n"
             f"  API docs      {self.api_url}/docs\n"
             f"  System status {self.api_url}/api/v1/system/status\n"
+            f"  Admin API key {self._admin_key_source()}  (send it as `Authorization: Bearer <key>`)\n"
             f"  Ray dashboard {self.dashboard_url}  (token: `ray get-auth-token`)\n"
             f"  Sent touchpoints {self.data_dir / 'outbox'}  (.eml: open in a mail client)\n"
         )
@@ -230,6 +237,24 @@ class Launcher:
         self._info.write()
         return url
 
+    def _bootstrap_admin_key(self) -> str:
+        """MAS_ADMIN_API_KEY, else the key saved in MAS_DATA_DIR/admin-api-key, else a new one saved there.
+
+        A new key is printed this once; the file (mode 0600) keeps it for the next start.
+        """
+        key, created = ensure_admin_key(self.settings)
+        if created:
+            self.say(f"  admin API key: generated and saved to {self.data_dir / ADMIN_KEY_FILE} (mode 0600); "
+                     f"it is shown only now:\n\n      {key}\n")
+        else:
+            self.say(f"  admin API key: {self._admin_key_source()}")
+        return key
+
+    def _admin_key_source(self) -> str:
+        if self.settings.admin_api_key is not None:
+            return "from MAS_ADMIN_API_KEY"
+        return f"in {self.data_dir / ADMIN_KEY_FILE}"
+
     def _ensure_default_model(self) -> str:
         from marketing_agents.scoring_models import ModelRegistry, ensure_default_model
 
@@ -296,7 +321,7 @@ class Launcher:
     def _wait_until_ready(self) -> str:
         deadline = time.monotonic() + self.settings.serve_ready_timeout_s
         problems: list[str] = ["not answering yet"]
-        with httpx.Client(timeout=5) as client:
+        with httpx.Client(timeout=5, headers={"Authorization": f"Bearer {self._admin_key}"}) as client:
             while time.monotonic() < deadline:
                 try:
                     response = client.get(f"{self.api_url}/readyz")
@@ -317,6 +342,44 @@ class Launcher:
         app = serve.status().applications.get(APP_NAME)
         if app is not None and str(app.status.value) == "DEPLOY_FAILED":
             raise ConfigError(f"the Serve app failed to deploy: {app.message[-3000:]}")
+
+
+def ensure_admin_key(settings: Settings) -> tuple[str, bool]:
+    """The bootstrap admin key and whether it was made now: MAS_ADMIN_API_KEY, else the one saved in
+    MAS_DATA_DIR/admin-api-key, else a new one written there (readable by its owner only)."""
+    if settings.admin_api_key is not None:
+        return settings.admin_api_key.get_secret_value(), False
+    key = saved_admin_key(settings)
+    if key is not None:
+        return key, False
+    key = generate_key()
+    path = settings.data_path / ADMIN_KEY_FILE
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as out:
+        out.write(key + "\n")
+    return key, True
+
+
+def saved_admin_key(settings: Settings) -> str | None:
+    """The key in MAS_DATA_DIR/admin-api-key, made private to its owner if it was not; None without one."""
+    path = settings.data_path / ADMIN_KEY_FILE
+    try:
+        key = path.read_text().strip()
+    except FileNotFoundError:
+        return None
+    if path.stat().st_mode & 0o077:
+        path.chmod(0o600)
+    if len(key) < 16:
+        raise ConfigError(f"{path} does not hold an API key (16 characters at least); delete it to get a new one")
+    return key
+
+
+def admin_key_for(settings: Settings) -> str | None:
+    """The admin key a local client (``marketing-agents status``) sends: MAS_ADMIN_API_KEY or the saved one."""
+    if settings.admin_api_key is not None:
+        return settings.admin_api_key.get_secret_value()
+    return saved_admin_key(settings)
 
 
 def _port_free(port: int) -> bool:

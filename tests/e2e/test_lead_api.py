@@ -91,7 +91,8 @@ async def test_concurrent_retries_with_one_key_store_one_lead(api, db, system):
     def post(_: int):
         import httpx
 
-        return httpx.post(f"{system.url}/api/v1/leads", json=payload, headers={"Idempotency-Key": key}, timeout=60)
+        headers = {"Idempotency-Key": key, "Authorization": f"Bearer {system.admin_key}"}
+        return httpx.post(f"{system.url}/api/v1/leads", json=payload, headers=headers, timeout=60)
 
     with concurrent.futures.ThreadPoolExecutor(max_workers=6) as pool:
         responses = list(pool.map(post, range(6)))
