@@ -1,0 +1,672 @@
+"""The MCP resource router: resource URIs to data, tool names to agent calls, in plain Python.
+
+The same router answers two kinds of caller: the MCP server (``mcp.server``, the official SDK over
+Streamable HTTP at ``/mcp``) and in-cluster agents, which call the ``McpServer`` Serve deployment's
+``read_resource(uri)`` / ``call_tool(name, args)`` without an HTTP hop. Everything it answers is
+JSON-ready (``to_jsonable_python``), so an answer looks the same through either path.
+
+Resources (read-only, every role)::
+
+    db://leads                       recent leads, newest first; db://leads{?limit,cursor} pages on
+    db://leads/{lead_id}             a lead with its triage, handoffs and engagement plan
+    db://campaigns                   campaigns, newest first; db://campaigns{?status,limit,offset}
+    db://campaigns/{campaign_id}     a campaign with its budget allocation
+    db://interactions/{lead_id}      the lead's interactions, newest first ({?limit})
+    kg://semantic                    the knowledge graph: counts, nodes by kind, relationship types
+    kg://semantic/...                node, neighbours, an industry's channels, a path, nodes of a kind
+    memory://short-term/{session_id} a session's state and conversation turns (and a lead's working
+                                     context when the id is a lead id)
+    memory://episodic                learned insights: success patterns, best practices, lessons
+    memory://episodic/similar/{lead_id}, memory://episodic/lead/{lead_id}
+
+Tools: ``triage_lead`` and ``triage_leads`` write (they run the real lead flow: triage, handoff,
+engagement, all stored) and need the admin, operator or service role; the others only read and are
+open to every role, viewer included: ``score_leads``, ``plan_engagement`` (a dry run), ``query_graph``,
+``analyse_campaign`` (performance and a dry-run optimization), ``search_episodes``. Lists are how
+batches arrive: MCP has no JSON-RPC batches since 2025-06-18.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import inspect
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import datetime
+from functools import cache
+from typing import Annotated, Any, Literal, Protocol
+from uuid import UUID
+
+from mcp.shared.uri_template import UriTemplate
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
+from pydantic_core import to_jsonable_python
+
+from marketing_agents.actors.engagement import SEQUENCES, ContactPolicy, EngagementAgent
+from marketing_agents.actors.enrichment import Enricher
+from marketing_agents.actors.handoff import HandoffOrchestrator
+from marketing_agents.actors.model_opinion import lead_features
+from marketing_agents.actors.routing import ENGAGEMENT_AGENT
+from marketing_agents.domain import (
+    CampaignStatus,
+    Channel,
+    Lead,
+    LeadProcessingResult,
+    NewLead,
+    ProvenanceEntry,
+    utc_now,
+)
+from marketing_agents.domain.episode import EpisodeOutcome, InsightKind
+from marketing_agents.domain.graph import NodeKind, RelationType
+from marketing_agents.errors import Conflict, MarketingAgentsError, NotFound, RequestError
+from marketing_agents.memory.manager import UnifiedMemoryManager, situation_of
+from marketing_agents.memory.semantic import SemanticMemory
+
+log = logging.getLogger(__name__)
+
+ROLES = frozenset({"admin", "operator", "service", "viewer"})
+WRITE_ROLES = frozenset({"admin", "operator", "service"})
+MAX_SCORE_BATCH = 1000
+MAX_TRIAGE_BATCH = 100
+TRIAGE_CONCURRENCY = 8
+DEFAULT_PAGE = 50
+
+
+class Forbidden(RequestError):
+    status_code = 403
+    code = "forbidden"
+
+
+class CampaignPort(Protocol):
+    """The campaign optimizer agent, in-process or behind its Serve deployment."""
+
+    async def list_campaigns(self, status, limit: int, offset: int): ...
+
+    async def get_campaign(self, campaign_id: UUID): ...
+
+    async def performance(self, campaign_id: UUID): ...
+
+    async def optimize(self, campaign_id: UUID, dry_run: bool): ...
+
+
+Submit = Callable[[NewLead, str | None], Awaitable[LeadProcessingResult]]
+
+
+@dataclass(frozen=True)
+class ResourceSpec:
+    uri: str = ""
+    name: str = ""
+    title: str = ""
+    description: str = ""
+    method: str = ""
+
+    @property
+    def is_template(self) -> bool:
+        return "{" in self.uri
+
+    @property
+    def parameters(self) -> list[str]:
+        return UriTemplate.parse(self.uri).variable_names
+
+    @property
+    def query_parameters(self) -> frozenset[str]:
+        return UriTemplate.parse(self.uri).query_variable_names
+
+
+@dataclass(frozen=True)
+class ToolSpec:
+    name: str
+    title: str
+    read_only: bool
+    idempotent: bool = True
+
+    @property
+    def roles(self) -> frozenset[str]:
+        return ROLES if self.read_only else WRITE_ROLES
+
+
+RESOURCES: tuple[ResourceSpec, ...] = (
+    ResourceSpec("db://leads", "leads", "Recent leads",
+                 "The 50 newest leads (summaries); next_cursor pages on through db://leads{?limit,cursor}.",
+                 "leads_page"),
+    ResourceSpec("db://campaigns", "campaigns", "Campaigns", "Campaigns, newest first (the first 100).",
+                 "campaigns_page"),
+    ResourceSpec("kg://semantic", "knowledge-graph", "Knowledge graph summary",
+                 "Node and relationship counts, every node by kind, and the relationship types.", "graph_summary"),
+    ResourceSpec("memory://episodic", "episodic-insights", "Episodic memory insights",
+                 "Success patterns, best practices and lessons learned from past episodes, most confident first.",
+                 "episodic_insights"),
+    ResourceSpec("db://leads{?limit,cursor}", "leads-page", "A page of leads",
+                 "Lead summaries, newest first: limit 1..500 (default 50); cursor is the previous page's "
+                 "next_cursor.", "leads_page"),
+    ResourceSpec("db://leads/{lead_id}", "lead", "A lead",
+                 "The stored lead with its latest triage, its handoffs and its engagement plan.", "lead"),
+    ResourceSpec("db://campaigns{?status,limit,offset}", "campaigns-page", "A page of campaigns",
+                 "Campaigns, newest first, optionally by status (draft, active, paused, completed).",
+                 "campaigns_page"),
+    ResourceSpec("db://campaigns/{campaign_id}", "campaign", "A campaign",
+                 "The campaign with the budget allocation it runs on.", "campaign"),
+    ResourceSpec("db://interactions/{lead_id}{?limit}", "interactions", "A lead's interactions",
+                 "Replies, opens, clicks, visits, purchases and the like, newest first (limit 1..500, default 100).",
+                 "interactions"),
+    ResourceSpec("kg://semantic/node/{node_id}", "graph-node", "A graph node",
+                 "One node of the knowledge graph by id, e.g. industry:software.", "graph_node"),
+    ResourceSpec("kg://semantic/node/{node_id}/neighbours{?depth,types}", "graph-neighbours", "A node's neighbours",
+                 "Nodes within depth hops (1..6, default 1), optionally only over the given relationship types "
+                 "(comma-separated: RELATES_TO, INFLUENCES, CONVERTS_TO, SIMILAR_TO, PRECEDES).", "graph_neighbours"),
+    ResourceSpec("kg://semantic/industry/{industry}/channels{?persona,limit}", "industry-channels",
+                 "Channels that convert for an industry",
+                 "Without persona: every channel the industry converts to, by the industry's weight. With persona: "
+                 "the best channels for both, scored by the product of the weights, with the edges as evidence.",
+                 "industry_channels"),
+    ResourceSpec("kg://semantic/path/{source}/{target}", "graph-path", "How two nodes relate",
+                 "A shortest path between two nodes (at most 6 hops), or null.", "graph_path"),
+    ResourceSpec("kg://semantic/kind/{kind}", "graph-kind", "Nodes of one kind",
+                 "Every node of a kind: industry, persona, product, channel, content, campaign or segment.",
+                 "graph_kind"),
+    ResourceSpec("memory://short-term/{session_id}", "short-term", "Short-term memory of a session",
+                 "A session's state and its conversation turns; for a lead id, also the lead's working context.",
+                 "short_term"),
+    ResourceSpec("memory://episodic/similar/{lead_id}{?limit,outcome}", "similar-episodes",
+                 "Episodes like a lead's situation",
+                 "Past episodes most similar to the lead's situation, best first (limit 1..50, default 5), "
+                 "optionally only those with an outcome (converted, engaged, no_response, unsubscribed, lost).",
+                 "similar_episodes"),
+    ResourceSpec("memory://episodic/lead/{lead_id}", "lead-episodes", "A lead's episodes",
+                 "The episodes of one lead's journey, oldest first.", "lead_episodes"),
+)
+
+TOOLS: tuple[ToolSpec, ...] = (
+    ToolSpec("triage_lead", "Triage a new lead", read_only=False, idempotent=False),
+    ToolSpec("triage_leads", "Triage a batch of new leads", read_only=False, idempotent=False),
+    ToolSpec("score_leads", "Score leads with the active model", read_only=True),
+    ToolSpec("plan_engagement", "Plan engagement for a lead (dry run)", read_only=True),
+    ToolSpec("query_graph", "Query the knowledge graph", read_only=True),
+    ToolSpec("analyse_campaign", "Analyse a campaign", read_only=True),
+    ToolSpec("search_episodes", "Find similar episodes", read_only=True),
+)
+TOOLS_BY_NAME = {tool.name: tool for tool in TOOLS}
+
+
+# ---- argument types of the tools (their JSON schemas are what MCP clients see) ----
+
+LeadId = Annotated[UUID, Field(description="A stored lead's id.")]
+IdempotencyKey = Annotated[str, Field(min_length=1, max_length=255, pattern=r"^[\x21-\x7e]+$",
+                                      description="Makes a retried call return the first answer (kept 24 h).")]
+GraphQueryKind = Literal["node", "neighbours", "path", "best_channels", "industry_channels", "nodes_of_kind"]
+
+
+class Situation(BaseModel):
+    """The features episodic memory compares situations by; give what you know."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    industry: str | None = None
+    seniority: str | None = None
+    country: str | None = None
+    source: str | None = None
+    triage_category: str | None = None
+    company_size: int | None = Field(default=None, ge=1)
+    lead_score: float | None = Field(default=None, ge=0, le=100)
+    channels: list[Channel] | None = None
+    touches: int | None = Field(default=None, ge=0)
+
+
+# ---- the router ----
+
+class ResourceRouter:
+    def __init__(self, *, leads, reads, campaigns: CampaignPort, memory: UnifiedMemoryManager,
+                 graph: SemanticMemory, submit: Submit, active_scorer: Callable[[], Any],
+                 industry_synonyms: dict[str, str] | None = None, recall_deadline_s: float = 2.0) -> None:
+        """``leads``: a LeadRepository; ``reads``: LeadReads; ``graph``: semantic memory over a graph store
+        this process owns (summaries need the store's counts); ``active_scorer``: the model registry's
+        ``active_scorer``; ``submit``: the LeadOrchestrator's submit (the whole lead flow)."""
+        self._leads = leads
+        self._reads = reads
+        self._campaigns = campaigns
+        self._memory = memory
+        self._graph = graph
+        self._submit = submit
+        self._active_scorer = active_scorer
+        self._enricher = Enricher(industry_synonyms)
+        self._recall_deadline_s = recall_deadline_s
+
+    # -- entry points ------------------------------------------------------------------------------
+
+    async def read_resource(self, uri: str, role: str | None = "service") -> Any:
+        """The data behind ``uri``, JSON-ready. NotFound for an unknown URI or an unknown id in it."""
+        authorize_resource(role)
+        spec, params = match_resource(uri)
+        return to_jsonable_python(await getattr(self, spec.method)(**params))
+
+    async def call_tool(self, name: str, args: dict[str, Any] | None = None, role: str | None = "service") -> Any:
+        """Validates ``args`` against the tool's signature, then runs it. RequestError for bad arguments."""
+        spec = TOOLS_BY_NAME.get(name)
+        if spec is None:
+            raise NotFound(f"unknown tool '{name}'", {"tool": name, "known": sorted(TOOLS_BY_NAME)})
+        authorize_tool(role, spec)
+        try:
+            validated = tool_arguments_model(name).model_validate(args or {})
+        except ValidationError as exc:
+            raise RequestError(f"invalid arguments for tool '{name}'",
+                               [{"field": ".".join(str(p) for p in e["loc"]), "message": e["msg"]}
+                                for e in exc.errors()]) from None
+        kwargs = {field: getattr(validated, field) for field in type(validated).model_fields}
+        return to_jsonable_python(await getattr(self, name)(**kwargs))
+
+    # -- resources: db:// --------------------------------------------------------------------------
+
+    async def leads_page(self, limit: str | None = None, cursor: str | None = None) -> dict[str, Any]:
+        size = _int("limit", limit, 1, 500, DEFAULT_PAGE)
+        items = await self._reads.recent(size + 1, _decode_cursor(cursor) if cursor else None)
+        more = len(items) > size
+        items = items[:size]
+        next_cursor = _encode_cursor(items[-1]["created_at"], items[-1]["id"]) if more else None
+        return {"leads": items, "next_cursor": next_cursor}
+
+    async def lead(self, lead_id: str) -> Any:
+        detail = await self._leads.get_detail(_uuid("lead_id", lead_id))
+        if detail is None:
+            raise NotFound(f"no lead with id {lead_id}", {"lead_id": lead_id})
+        return detail
+
+    async def campaigns_page(self, status: str | None = None, limit: str | None = None,
+                             offset: str | None = None) -> Any:
+        state = _enum("status", status, CampaignStatus) if status else None
+        return await self._campaigns.list_campaigns(state, _int("limit", limit, 1, 500, 100),
+                                                    _int("offset", offset, 0, 10**9, 0))
+
+    async def campaign(self, campaign_id: str) -> Any:
+        return await self._campaigns.get_campaign(_uuid("campaign_id", campaign_id))
+
+    async def interactions(self, lead_id: str, limit: str | None = None) -> dict[str, Any]:
+        lead = _uuid("lead_id", lead_id)
+        if not await self._reads.exists(lead):
+            raise NotFound(f"no lead with id {lead_id}", {"lead_id": lead_id})
+        return {"lead_id": lead, "interactions": await self._reads.interactions(lead, _int("limit", limit, 1, 500, 100))}
+
+    # -- resources: kg:// --------------------------------------------------------------------------
+
+    async def graph_summary(self) -> dict[str, Any]:
+        store = self._graph.store
+        nodes, edges = await store.counts()
+        kinds = {kind.value: [{"id": n.id, "name": n.name} for n in await store.nodes_of_kind(kind)]
+                 for kind in NodeKind}
+        return {"nodes": nodes, "relationships": edges, "nodes_by_kind": kinds,
+                "relationship_types": [t.value for t in RelationType],
+                "templates": [r.uri for r in RESOURCES if r.uri.startswith("kg://semantic/")]}
+
+    async def graph_node(self, node_id: str) -> Any:
+        node = await self._graph.store.node(node_id)
+        if node is None:
+            raise NotFound(f"no graph node with id '{node_id}'", {"node_id": node_id})
+        return node
+
+    async def graph_neighbours(self, node_id: str, depth: str | None = None,
+                               types: str | list[str] | None = None) -> dict[str, Any]:
+        await self.graph_node(node_id)
+        relation_types = _relation_types(types)
+        neighbours = await self._graph.neighbours(node_id, _int("depth", depth, 1, 6, 1), relation_types)
+        return {"node_id": node_id, "neighbours": neighbours}
+
+    async def industry_channels(self, industry: str, persona: str | None = None,
+                                limit: str | None = None) -> dict[str, Any]:
+        size = _int("limit", limit, 1, 50, 5)
+        industry_id = graph_id(NodeKind.INDUSTRY, industry)
+        await self.graph_node(industry_id)
+        if persona:
+            persona_id = graph_id(NodeKind.PERSONA, persona)
+            await self.graph_node(persona_id)
+            return {"industry": industry_id, "persona": persona_id,
+                    "recommendations": await self._graph.best_channels(industry_id, persona_id, size)}
+        # The port scores channels per (industry, persona); the industry's own CONVERTS_TO weights are
+        # the first edge of each recommendation's evidence, so every persona together reveals them all.
+        weights: dict[str, tuple[Any, float]] = {}
+        for node in await self._graph.store.nodes_of_kind(NodeKind.PERSONA):
+            for rec in await self._graph.best_channels(industry_id, node.id, 50):
+                edge = next(e for e in rec.evidence if e.source == industry_id)
+                weights[rec.channel.id] = (rec.channel, edge.weight)
+        ranked = sorted(weights.values(), key=lambda cw: (-cw[1], cw[0].id))[:size]
+        return {"industry": industry_id, "persona": None,
+                "channels": [{"channel": channel, "weight": weight} for channel, weight in ranked]}
+
+    async def graph_path(self, source: str, target: str) -> dict[str, Any]:
+        path = await self._graph.explain(source, target)
+        return {"source": source, "target": target, "path": path, "length": path.length if path else None}
+
+    async def graph_kind(self, kind: str) -> dict[str, Any]:
+        node_kind = _enum("kind", kind, NodeKind)
+        return {"kind": node_kind, "nodes": await self._graph.store.nodes_of_kind(node_kind)}
+
+    # -- resources: memory:// ----------------------------------------------------------------------
+
+    async def short_term(self, session_id: str) -> dict[str, Any]:
+        tier = self._memory.short_term
+        session, conversation = await asyncio.gather(tier.session(session_id), tier.conversation(session_id))
+        lead_context = None
+        try:
+            lead_context = await tier.context(UUID(session_id))
+        except ValueError:
+            pass
+        return {"session_id": session_id, "session": session, "conversation": conversation,
+                "lead_context": lead_context}
+
+    async def episodic_insights(self) -> dict[str, Any]:
+        insights = await self._memory.episodic.insights(None, None)
+        return {"insights": insights[:100], "kinds": [k.value for k in InsightKind]}
+
+    async def similar_episodes(self, lead_id: str, limit: str | None = None, outcome: str | None = None) -> Any:
+        lead = await self._lead(_uuid("lead_id", lead_id))
+        wanted = _enum("outcome", outcome, EpisodeOutcome) if outcome else None
+        similar = await self._memory.episodic.recall_similar(situation_of(lead), _int("limit", limit, 1, 50, 5), wanted)
+        return {"lead_id": lead.id, "situation": situation_of(lead), "similar_episodes": similar}
+
+    async def lead_episodes(self, lead_id: str) -> dict[str, Any]:
+        lead = await self._lead(_uuid("lead_id", lead_id))
+        return {"lead_id": lead.id, "episodes": await self._memory.episodic.episodes_of(lead.id)}
+
+    # -- tools -------------------------------------------------------------------------------------
+
+    async def triage_lead(self, lead: NewLead, idempotency_key: IdempotencyKey | None = None) -> LeadProcessingResult:
+        """Submits a new lead to the lead flow, exactly as POST /api/v1/leads does: it is triaged
+        (scored, classified, routed), handed off and engaged, and all of it is stored. Returns the
+        lead's id, category, score, status, engagement plan and next actions."""
+        return await self._submit(lead, idempotency_key)
+
+    async def triage_leads(
+        self,
+        leads: Annotated[list[NewLead], Field(min_length=1, max_length=MAX_TRIAGE_BATCH)],
+        idempotency_key_prefix: Annotated[str, Field(min_length=1, max_length=200, pattern=r"^[\x21-\x7e]+$")]
+        | None = None,
+    ) -> dict[str, Any]:
+        """Submits up to 100 new leads to the lead flow, each as triage_lead would. One result per
+        lead, in order: its answer, or its error (a failing lead does not stop the others). With
+        idempotency_key_prefix, lead i gets the key '<prefix>-<i>', so the whole batch can be retried."""
+        gate = asyncio.Semaphore(TRIAGE_CONCURRENCY)
+
+        async def one(index: int, lead: NewLead) -> dict[str, Any]:
+            key = f"{idempotency_key_prefix}-{index}" if idempotency_key_prefix else None
+            async with gate:
+                try:
+                    return {"index": index, "result": await self._submit(lead, key)}
+                except MarketingAgentsError as exc:
+                    return {"index": index, "error": _error(exc)}
+                except Exception as exc:  # noqa: BLE001 - one lead's failure is reported, the others go on
+                    log.exception("triage_leads: lead %d failed", index)
+                    return {"index": index, "error": {"code": "internal_error", "message": str(exc), "details": None}}
+
+        results = await asyncio.gather(*(one(i, lead) for i, lead in enumerate(leads)))
+        failed = sum(1 for r in results if "error" in r)
+        return {"submitted": len(leads), "succeeded": len(leads) - failed, "failed": failed, "results": results}
+
+    async def score_leads(
+        self,
+        leads: Annotated[list[NewLead], Field(max_length=MAX_SCORE_BATCH,
+                                              description="New leads to score (nothing is stored).")] | None = None,
+        lead_ids: Annotated[list[UUID], Field(max_length=MAX_SCORE_BATCH,
+                                              description="Stored leads to score.")] | None = None,
+    ) -> dict[str, Any]:
+        """Scores up to 1,000 leads (new ones, stored ones by id, or both) with the active scoring
+        model: per lead the conversion probability, lead_score (0..100) and the factors for and
+        against. Nothing is stored. Results come in input order, new leads first."""
+        leads, lead_ids = leads or [], lead_ids or []
+        if not leads and not lead_ids:
+            raise RequestError("give leads, lead_ids or both", {"fields": ["leads", "lead_ids"]})
+        if len(leads) + len(lead_ids) > MAX_SCORE_BATCH:
+            raise RequestError(f"at most {MAX_SCORE_BATCH} leads per call, got {len(leads) + len(lead_ids)}",
+                               {"max": MAX_SCORE_BATCH})
+        stored = await self._reads.leads(lead_ids) if lead_ids else {}
+        now = utc_now()
+        rows: list[tuple[dict[str, Any], Lead | None]] = []
+        for index, new in enumerate(leads):
+            rows.append(({"index": index, "email": new.email},
+                         Lead(**new.model_dump(), id=UUID(int=index), created_at=now)))
+        for index, lead_id in enumerate(lead_ids, start=len(leads)):
+            rows.append(({"index": index, "lead_id": lead_id}, stored.get(lead_id)))
+        return await asyncio.to_thread(self._score, rows)
+
+    def _score(self, rows: list[tuple[dict[str, Any], Lead | None]]) -> dict[str, Any]:
+        import pandas as pd
+
+        from marketing_agents.scoring_models import ModelNotFoundError
+
+        try:
+            scorer = self._active_scorer()
+        except ModelNotFoundError as exc:
+            raise Conflict(f"no active scoring model: {exc}", {"model": None}) from None
+        known = [(head, lead) for head, lead in rows if lead is not None]
+        features = [lead_features(lead, self._enricher.enrich(lead)) for _, lead in known]
+        frame = pd.DataFrame([{c: row.get(c) for c in scorer.feature_columns} for row in features],
+                             columns=scorer.feature_columns)
+        scored = scorer.score_frame(frame, explain=True, top=3) if known else None
+        results: dict[int, dict[str, Any]] = {}
+        for position, (head, _) in enumerate(known):
+            row = scored.iloc[position]
+            results[head["index"]] = {**head, "probability": round(float(row["probability"]), 6),
+                                      "lead_score": float(row["lead_score"]),
+                                      "factors_for": str(row["top_factors_for"] or ""),
+                                      "factors_against": str(row["top_factors_against"] or "")}
+        for head, lead in rows:
+            if lead is None:
+                results[head["index"]] = {**head, "error": {"code": "not_found",
+                                                            "message": f"no lead with id {head['lead_id']}"}}
+        return {"model_version": scorer.version, "synthetic_model": scorer.synthetic,
+                "scored": len(known), "not_found": len(rows) - len(known),
+                "results": [results[i] for i in sorted(results)]}
+
+    async def plan_engagement(self, lead_id: LeadId) -> dict[str, Any]:
+        """The engagement plan the EngagementAgent would make for a stored lead now, from its latest
+        triage and what memory recalls about it, as a dry run: nothing is stored or sent. Says
+        whether triage routed the lead to the engagement agent (else a person would handle it)."""
+        detail = await self._leads.get_detail(lead_id)
+        if detail is None:
+            raise NotFound(f"no lead with id {lead_id}", {"lead_id": str(lead_id)})
+        lead, triage = detail.lead, detail.triage
+        if triage.triage_category not in SEQUENCES:
+            raise Conflict(f"lead {lead_id} is {triage.triage_category.value}: there is no engagement sequence "
+                           "for it", {"lead_id": str(lead_id), "triage_category": triage.triage_category.value})
+        now = utc_now()
+        recalled = await self._memory.recall(lead, deadline_s=self._recall_deadline_s)
+        package = HandoffOrchestrator(0.0).build_package(
+            lead, triage.model_copy(update={"route_to": ENGAGEMENT_AGENT}),
+            [ProvenanceEntry(agent="McpServer", action="dry_run", at=now)], now,
+            memory=recalled.model_dump(mode="json"))
+        plan = EngagementAgent(ContactPolicy()).plan(package, now)
+        return {"lead_id": lead_id, "dry_run": True, "routed_to": triage.route_to,
+                "routed_to_engagement_agent": triage.route_to == ENGAGEMENT_AGENT,
+                "triage_category": triage.triage_category, "memory_missing": recalled.missing, "plan": plan,
+                "existing_plan_id": detail.engagement_plan.id if detail.engagement_plan else None}
+
+    async def query_graph(
+        self,
+        query: Annotated[GraphQueryKind, Field(description=(
+            "node: one node (node_id); neighbours: nodes within depth hops of node_id, optionally over "
+            "relation_types; path: a shortest path from node_id to target; best_channels: channels for an "
+            "industry and a persona; industry_channels: every channel an industry converts to; nodes_of_kind: "
+            "every node of kind."))],
+        node_id: str | None = None,
+        target: str | None = None,
+        depth: Annotated[int, Field(ge=1, le=6)] = 1,
+        relation_types: list[RelationType] | None = None,
+        industry: str | None = None,
+        persona: str | None = None,
+        kind: NodeKind | None = None,
+        limit: Annotated[int, Field(ge=1, le=50)] = 5,
+    ) -> dict[str, Any]:
+        """Asks the knowledge graph (industries, personas, products, channels, content, campaigns,
+        segments and their weighted relationships) one question; see query for the kinds."""
+        def need(**values: Any) -> None:
+            missing = [name for name, value in values.items() if value is None]
+            if missing:
+                raise RequestError(f"query '{query}' needs {', '.join(missing)}", {"missing": missing})
+
+        if query == "node":
+            need(node_id=node_id)
+            return {"query": query, "node": await self.graph_node(node_id)}
+        if query == "neighbours":
+            need(node_id=node_id)
+            await self.graph_node(node_id)
+            return {"query": query, "node_id": node_id,
+                    "neighbours": await self._graph.neighbours(node_id, depth, relation_types or None)}
+        if query == "path":
+            need(node_id=node_id, target=target)
+            return {"query": query, **await self.graph_path(node_id, target)}
+        if query == "best_channels":
+            need(industry=industry, persona=persona)
+            return {"query": query, **await self.industry_channels(industry, persona, str(limit))}
+        if query == "industry_channels":
+            need(industry=industry)
+            return {"query": query, **await self.industry_channels(industry, None, str(limit))}
+        need(kind=kind)
+        return {"query": query, **await self.graph_kind(kind.value)}
+
+    async def analyse_campaign(self, campaign_id: Annotated[UUID, Field(description="The campaign's id.")]) -> dict:
+        """The campaign optimizer's view of a campaign: the campaign and its allocation, CTR, CVR, CPA,
+        ROAS and ROI per arm and in total, and the optimization it would make now as a dry run
+        (nothing is stored or applied; when it cannot optimize, why not)."""
+        detail = await self._campaigns.get_campaign(campaign_id)
+        performance = await self._campaigns.performance(campaign_id)
+        try:
+            proposal, reason = await self._campaigns.optimize(campaign_id, True), None
+        except Conflict as exc:
+            proposal, reason = None, exc.message
+        return {"campaign": detail, "performance": performance, "dry_run_optimization": proposal,
+                "cannot_optimize_because": reason}
+
+    async def search_episodes(
+        self,
+        lead_id: Annotated[UUID | None, Field(description="Find episodes like this stored lead's situation.")] = None,
+        situation: Annotated[Situation | None, Field(description="...or like this situation.")] = None,
+        outcome: EpisodeOutcome | None = None,
+        limit: Annotated[int, Field(ge=1, le=50)] = 5,
+    ) -> dict[str, Any]:
+        """Past episodes (lead journeys with what was done and how they ended) most similar to a
+        stored lead's situation or to a described one, best first; optionally only those that ended
+        with outcome."""
+        if (lead_id is None) == (situation is None):
+            raise RequestError("give exactly one of lead_id and situation", {"fields": ["lead_id", "situation"]})
+        if lead_id is not None:
+            features = situation_of(await self._lead(lead_id))
+        else:
+            features = situation.model_dump(mode="json", exclude_none=True)
+        similar = await self._memory.episodic.recall_similar(features, limit, outcome)
+        return {"situation": features, "similar_episodes": similar}
+
+    # -- helpers -----------------------------------------------------------------------------------
+
+    async def _lead(self, lead_id: UUID) -> Lead:
+        found = (await self._reads.leads([lead_id])).get(lead_id)
+        if found is None:
+            raise NotFound(f"no lead with id {lead_id}", {"lead_id": str(lead_id)})
+        return found
+
+
+# ---- matching, authorization, arguments ----
+
+@cache
+def _parsed(uri: str) -> UriTemplate:
+    return UriTemplate.parse(uri)
+
+
+def match_resource(uri: str) -> tuple[ResourceSpec, dict[str, Any]]:
+    """The resource ``uri`` names and the values of its template's variables: exact URIs first, then
+    templates in the order of RESOURCES (the order the MCP SDK also tries them in)."""
+    for spec in RESOURCES:
+        if not spec.is_template and spec.uri == uri:
+            return spec, {}
+    for spec in RESOURCES:
+        if spec.is_template:
+            params = _parsed(spec.uri).match(uri)
+            if params is not None:
+                return spec, params
+    raise NotFound(f"unknown resource: {uri}", {"uri": uri})
+
+
+def authorize_resource(role: str | None) -> None:
+    if role not in ROLES:
+        raise Forbidden("authenticate with an API key to read MCP resources", {"role": role})
+
+
+def authorize_tool(role: str | None, spec: ToolSpec) -> None:
+    if role not in spec.roles:
+        raise Forbidden(f"the {role or 'anonymous'} role may not call '{spec.name}' "
+                        f"(allowed: {', '.join(sorted(spec.roles))})",
+                        {"tool": spec.name, "role": role, "allowed_roles": sorted(spec.roles)})
+
+
+def tool_signature(name: str) -> inspect.Signature:
+    """The tool's parameters (resolved annotations, no ``self``): the MCP SDK builds its schema from it."""
+    method = getattr(ResourceRouter, name)
+    signature = inspect.signature(method, eval_str=True)
+    return signature.replace(parameters=[p for p in signature.parameters.values() if p.name != "self"])
+
+
+def tool_description(name: str) -> str:
+    return inspect.getdoc(getattr(ResourceRouter, name)) or ""
+
+
+@cache
+def tool_arguments_model(name: str) -> type[BaseModel]:
+    fields = {p.name: (p.annotation, ... if p.default is inspect.Parameter.empty else p.default)
+              for p in tool_signature(name).parameters.values()}
+    return create_model(f"{name}_arguments", __config__=ConfigDict(extra="forbid"), **fields)
+
+
+# ---- small parsers for template variables (always strings on the wire) ----
+
+def graph_id(kind: NodeKind, key: str) -> str:
+    """'software' -> 'industry:software'; an id that already names its kind is kept."""
+    return key if key.startswith(f"{kind.value}:") else f"{kind.value}:{key.strip().lower().replace(' ', '_')}"
+
+
+def _uuid(name: str, value: str) -> UUID:
+    try:
+        return UUID(str(value))
+    except ValueError:
+        raise RequestError(f"{name} must be a UUID, got '{value}'", {name: value}) from None
+
+
+def _int(name: str, value: str | None, low: int, high: int, default: int) -> int:
+    if value is None or value == "":
+        return default
+    try:
+        number = int(value)
+    except (TypeError, ValueError):
+        raise RequestError(f"{name} must be a whole number, got '{value}'", {name: value}) from None
+    if not low <= number <= high:
+        raise RequestError(f"{name} must be between {low} and {high}, got {number}", {name: number})
+    return number
+
+
+def _enum(name: str, value: str, kind):
+    try:
+        return kind(value)
+    except ValueError:
+        raise RequestError(f"{name} must be one of {', '.join(k.value for k in kind)}, got '{value}'",
+                           {name: value}) from None
+
+
+def _relation_types(types: str | list[str] | None) -> list[RelationType] | None:
+    if not types:
+        return None
+    names = types if isinstance(types, list) else types.split(",")
+    return [_enum("types", name.strip().upper(), RelationType) for name in names if name.strip()]
+
+
+def _encode_cursor(created_at: datetime, lead_id: UUID) -> str:
+    return base64.urlsafe_b64encode(f"{created_at.isoformat()}|{lead_id}".encode()).decode().rstrip("=")
+
+
+def _decode_cursor(cursor: str) -> tuple[datetime, UUID]:
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+        created_at, lead_id = raw.split("|")
+        return datetime.fromisoformat(created_at), UUID(lead_id)
+    except (binascii.Error, UnicodeDecodeError, ValueError):
+        raise RequestError("cursor is not one this server gave out", {"cursor": cursor}) from None
+
+
+def _error(exc: MarketingAgentsError) -> dict[str, Any]:
+    return {"code": exc.code, "message": exc.message, "details": exc.details}

@@ -1,0 +1,106 @@
+"""The MCP layer on Serve: the ``McpServer`` deployment (the resource router) and ``/mcp`` on the gateway.
+
+    MCP client ─HTTP /mcp─► ApiGateway (access control, then the SDK: JSON-RPC, Origin, roles)
+                              └─ handle ─► McpServer: ResourceRouter ─► PostgreSQL, memory tier actors,
+                                                                       the knowledge graph, the model registry
+                                           ├─► LeadOrchestrator.submit   (triage_lead, triage_leads)
+                                           └─► CampaignOptimizer         (campaigns, analyse_campaign)
+    in-cluster agent ─ handle ─► McpServer.read_resource(uri) / call_tool(name, args)   (no HTTP hop)
+
+The protocol layer is light and stateless, so it rides on the gateway's replicas (one ingress, one
+port, one access-control middleware); the work behind each resource and tool runs on ``McpServer``
+replicas, which Serve scales on their own (``ray_configs/serve_config.yaml``).
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+from ray import serve
+from ray.exceptions import RayTaskError
+from ray.serve.handle import DeploymentHandle
+
+from marketing_agents.mcp.router import ResourceRouter
+from marketing_agents.memory.actors import memory_manager_on_ray
+from marketing_agents.memory.semantic import SemanticMemory, graph_store_for
+from marketing_agents.scoring_models.registry import ModelRegistry
+from marketing_agents.settings import get_settings
+from marketing_agents.stores.connections import StoreConnections
+from marketing_agents.stores.postgres import LeadRepository
+from marketing_agents.stores.postgres_lead_reads import LeadReads
+
+
+def unwrap(exc: BaseException) -> BaseException:
+    """An error raised in another replica arrives wrapped by Ray; callers should see the original."""
+    while isinstance(exc, RayTaskError) and exc.cause is not None:
+        exc = exc.cause
+    return exc
+
+
+class Remote:
+    """A deployment's methods as plain awaitable calls that raise the replica's own errors."""
+
+    def __init__(self, handle: DeploymentHandle) -> None:
+        self._handle = handle
+
+    def __getattr__(self, name: str):
+        if name.startswith("_"):
+            raise AttributeError(name)
+        method = getattr(self._handle, name)
+
+        async def call(*args: Any) -> Any:
+            try:
+                return await method.remote(*args)
+            except RayTaskError as exc:
+                raise unwrap(exc) from None
+
+        return call
+
+
+@serve.deployment(name="McpServer")
+class McpServerDeployment:
+    """The resource router behind the MCP server, callable by any replica or agent in the cluster.
+
+    ``role`` is the caller's role (admin, operator, service, viewer); in-cluster agents are
+    ``service``. Stores, the graph and the tier actors are opened on first use.
+    """
+
+    def __init__(self, orchestrator: DeploymentHandle, campaigns: DeploymentHandle) -> None:
+        self._settings = get_settings().model_copy(update={"postgres_pool_size": 4})
+        self._stores = StoreConnections(self._settings)
+        self._orchestrator = Remote(orchestrator)
+        self._campaigns = Remote(campaigns)
+        self._router: ResourceRouter | None = None
+
+    async def _resource_router(self) -> ResourceRouter:
+        if self._router is None:
+            s = self._settings
+            pool = await self._stores.pool()
+            graph = SemanticMemory(graph_store_for(s, pool))
+            self._router = ResourceRouter(
+                leads=LeadRepository(pool, timedelta(seconds=s.idempotency_ttl_s)),
+                reads=LeadReads(pool),
+                campaigns=self._campaigns,
+                memory=memory_manager_on_ray(),
+                graph=graph,
+                submit=self._orchestrator.submit,
+                active_scorer=ModelRegistry(s.data_path / "models").active_scorer,
+                industry_synonyms=await graph.industry_synonyms(),
+            )
+        return self._router
+
+    async def read_resource(self, uri: str, role: str | None = "service") -> Any:
+        return await (await self._resource_router()).read_resource(uri, role)
+
+    async def call_tool(self, name: str, args: dict[str, Any] | None = None, role: str | None = "service") -> Any:
+        return await (await self._resource_router()).call_tool(name, args, role)
+
+
+def install_mcp(app, mcp: DeploymentHandle | None) -> None:
+    """Serves the MCP server at ``/mcp`` in the gateway's app, backed by the McpServer deployment."""
+    if mcp is None:
+        return
+    from marketing_agents.mcp.server import install
+
+    install(app, Remote(mcp))

@@ -1,0 +1,64 @@
+"""The MCP resource router over the real embedded stores, with the agents in-process, for tests."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from marketing_agents.actors.campaign_agent import CampaignOptimizerAgent
+from marketing_agents.actors.campaign_optimizer import OptimizerPolicy
+from marketing_agents.mcp.router import ResourceRouter
+from marketing_agents.memory.actors import TIER_NAMES, build_tier
+from marketing_agents.memory.manager import UnifiedMemoryManager
+from marketing_agents.stores.connections import StoreConnections
+from marketing_agents.stores.postgres_campaigns import PostgresCampaignStore
+from marketing_agents.stores.postgres_lead_reads import LeadReads
+from tests.support import InProcessAgents
+
+
+def trained_models(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A registry with a small synthetic model, trained once per test session."""
+    from marketing_agents.scoring_models import ModelRegistry, ensure_default_model
+
+    root = tmp_path_factory.getbasetemp() / "mcp-models"
+    root.mkdir(exist_ok=True)
+    ensure_default_model(ModelRegistry(root), rows=1000, seed=7, cv=3)
+    return root
+
+
+@dataclass
+class RouterWorld:
+    router: ResourceRouter
+    tiers: dict[str, Any]
+    campaigns: CampaignOptimizerAgent
+    memory: UnifiedMemoryManager
+
+
+@asynccontextmanager
+async def router_world(migrated, pool, repository, models: Path | None) -> AsyncIterator[RouterWorld]:
+    from marketing_agents.scoring_models import ModelRegistry
+
+    settings = migrated.settings()
+    stores = StoreConnections(settings)
+    tiers = {name: await build_tier(name, settings, stores) for name in TIER_NAMES}
+    memory = UnifiedMemoryManager(tiers["short_term"], tiers["long_term"], tiers["episodic"], tiers["semantic"],
+                                  tiers["leads"], deadline_s=5)
+    graph = tiers["semantic"]
+    await graph.store.clear()
+    await graph.load_starter_graph()
+    intake = InProcessAgents().intake(repository, tiers["short_term"], memory=memory)
+    campaigns = CampaignOptimizerAgent(PostgresCampaignStore(pool), tiers["short_term"], OptimizerPolicy())
+    registry = ModelRegistry(models if models is not None else migrated.data_dir / "no-models")
+    router = ResourceRouter(leads=repository, reads=LeadReads(pool), campaigns=campaigns, memory=memory, graph=graph,
+                            submit=intake.submit, active_scorer=registry.active_scorer,
+                            industry_synonyms=await graph.industry_synonyms(), recall_deadline_s=5)
+    try:
+        yield RouterWorld(router, tiers, campaigns, memory)
+    finally:
+        await graph.store.clear()
+        await stores.close()
