@@ -17,6 +17,7 @@ from marketing_agents.memory.actors import TIER_NAMES, build_tier
 from marketing_agents.memory.manager import UnifiedMemoryManager
 from marketing_agents.stores.connections import StoreConnections
 from marketing_agents.stores.postgres_campaigns import PostgresCampaignStore
+from marketing_agents.stores.postgres_lead_listing import LeadListing
 from marketing_agents.stores.postgres_lead_reads import LeadReads
 from tests.support import InProcessAgents
 
@@ -54,7 +55,7 @@ async def router_world(migrated, pool, repository, models: Path | None) -> Async
     intake = InProcessAgents().intake(repository, tiers["short_term"], memory=memory)
     campaigns = CampaignOptimizerAgent(PostgresCampaignStore(pool), tiers["short_term"], OptimizerPolicy())
     registry = ModelRegistry(models if models is not None else migrated.data_dir / "no-models")
-    router = ResourceRouter(leads=repository, reads=LeadReads(pool), campaigns=campaigns, memory=memory, graph=graph,
+    router = ResourceRouter(leads=repository, listing=LeadListing(pool), reads=LeadReads(pool), campaigns=campaigns, memory=memory, graph=graph,
                             submit=intake.submit, active_scorer=registry.active_scorer,
                             industry_synonyms=await graph.industry_synonyms(), recall_deadline_s=5)
     try:

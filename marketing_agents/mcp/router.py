@@ -29,13 +29,10 @@ batches arrive: MCP has no JSON-RPC batches since 2025-06-18.
 from __future__ import annotations
 
 import asyncio
-import base64
-import binascii
 import inspect
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from datetime import datetime
 from functools import cache
 from typing import Annotated, Any, Literal, Protocol
 from uuid import UUID
@@ -60,6 +57,7 @@ from marketing_agents.domain import (
 )
 from marketing_agents.domain.episode import EpisodeOutcome, InsightKind
 from marketing_agents.domain.graph import NodeKind, RelationType
+from marketing_agents.domain.lead_views import LeadQuery
 from marketing_agents.errors import Conflict, MarketingAgentsError, NotFound, RequestError
 from marketing_agents.memory.manager import UnifiedMemoryManager, situation_of
 from marketing_agents.memory.semantic import SemanticMemory
@@ -71,7 +69,6 @@ WRITE_ROLES = frozenset({"admin", "operator", "service"})
 MAX_SCORE_BATCH = 1000
 MAX_TRIAGE_BATCH = 100
 TRIAGE_CONCURRENCY = 8
-DEFAULT_PAGE = 50
 
 
 class Forbidden(RequestError):
@@ -129,7 +126,7 @@ class ToolSpec:
 
 RESOURCES: tuple[ResourceSpec, ...] = (
     ResourceSpec("db://leads", "leads", "Recent leads",
-                 "The 50 newest leads (summaries); next_cursor pages on through db://leads{?limit,cursor}.",
+                 "The 50 newest leads (summaries); next_cursor pages on through db://leads{?limit,cursor,...}.",
                  "leads_page"),
     ResourceSpec("db://campaigns", "campaigns", "Campaigns", "Campaigns, newest first (the first 100).",
                  "campaigns_page"),
@@ -138,9 +135,11 @@ RESOURCES: tuple[ResourceSpec, ...] = (
     ResourceSpec("memory://episodic", "episodic-insights", "Episodic memory insights",
                  "Success patterns, best practices and lessons learned from past episodes, most confident first.",
                  "episodic_insights"),
-    ResourceSpec("db://leads{?limit,cursor}", "leads-page", "A page of leads",
-                 "Lead summaries, newest first: limit 1..500 (default 50); cursor is the previous page's "
-                 "next_cursor.", "leads_page"),
+    ResourceSpec("db://leads{?limit,cursor,status,triage_category,industry,country,sort,order}", "leads-page",
+                 "A page of leads",
+                 "Lead summaries as GET /api/v1/leads lists them: limit 1..200 (default 50), cursor (the previous "
+                 "page's next_cursor), filters status, triage_category, industry, country; sort created_at "
+                 "(default) or lead_score, order desc (default) or asc.", "leads_page"),
     ResourceSpec("db://leads/{lead_id}", "lead", "A lead",
                  "The stored lead with its latest triage, its handoffs and its engagement plan.", "lead"),
     ResourceSpec("db://campaigns{?status,limit,offset}", "campaigns-page", "A page of campaigns",
@@ -217,13 +216,14 @@ class Situation(BaseModel):
 # ---- the router ----
 
 class ResourceRouter:
-    def __init__(self, *, leads, reads, campaigns: CampaignPort, memory: UnifiedMemoryManager,
+    def __init__(self, *, leads, listing, reads, campaigns: CampaignPort, memory: UnifiedMemoryManager,
                  graph: SemanticMemory, submit: Submit, active_scorer: Callable[[], Any],
                  industry_synonyms: dict[str, str] | None = None, recall_deadline_s: float = 2.0) -> None:
-        """``leads``: a LeadRepository; ``reads``: LeadReads; ``graph``: semantic memory over a graph store
+        """``leads``: a LeadRepository; ``listing``: LeadListing; ``reads``: LeadReads; ``graph``: semantic memory over a graph store
         this process owns (summaries need the store's counts); ``active_scorer``: the model registry's
         ``active_scorer``; ``submit``: the LeadOrchestrator's submit (the whole lead flow)."""
         self._leads = leads
+        self._listing = listing
         self._reads = reads
         self._campaigns = campaigns
         self._memory = memory
@@ -250,21 +250,23 @@ class ResourceRouter:
         try:
             validated = tool_arguments_model(name).model_validate(args or {})
         except ValidationError as exc:
-            raise RequestError(f"invalid arguments for tool '{name}'",
-                               [{"field": ".".join(str(p) for p in e["loc"]), "message": e["msg"]}
-                                for e in exc.errors()]) from None
+            raise RequestError(f"invalid arguments for tool '{name}'", _field_errors(exc)) from None
         kwargs = {field: getattr(validated, field) for field in type(validated).model_fields}
         return to_jsonable_python(await getattr(self, name)(**kwargs))
 
     # -- resources: db:// --------------------------------------------------------------------------
 
-    async def leads_page(self, limit: str | None = None, cursor: str | None = None) -> dict[str, Any]:
-        size = _int("limit", limit, 1, 500, DEFAULT_PAGE)
-        items = await self._reads.recent(size + 1, _decode_cursor(cursor) if cursor else None)
-        more = len(items) > size
-        items = items[:size]
-        next_cursor = _encode_cursor(items[-1]["created_at"], items[-1]["id"]) if more else None
-        return {"leads": items, "next_cursor": next_cursor}
+    async def leads_page(self, limit: str | None = None, cursor: str | None = None, status: str | None = None,
+                         triage_category: str | None = None, industry: str | None = None,
+                         country: str | None = None, sort: str | None = None, order: str | None = None) -> Any:
+        """The same page GET /api/v1/leads answers (one listing, one cursor format)."""
+        given = {"limit": limit, "cursor": cursor, "status": status, "triage_category": triage_category,
+                 "industry": industry, "country": country, "sort": sort, "order": order}
+        try:
+            query = LeadQuery.model_validate({k: v for k, v in given.items() if v not in (None, "")})
+        except ValidationError as exc:
+            raise RequestError("invalid lead list parameters", _field_errors(exc)) from None
+        return await self._listing.page(query)
 
     async def lead(self, lead_id: str) -> Any:
         detail = await self._leads.get_detail(_uuid("lead_id", lead_id))
@@ -283,7 +285,7 @@ class ResourceRouter:
 
     async def interactions(self, lead_id: str, limit: str | None = None) -> dict[str, Any]:
         lead = _uuid("lead_id", lead_id)
-        if not await self._reads.exists(lead):
+        if not await self._listing.exists(lead):
             raise NotFound(f"no lead with id {lead_id}", {"lead_id": lead_id})
         return {"lead_id": lead, "interactions": await self._reads.interactions(lead, _int("limit", limit, 1, 500, 100))}
 
@@ -655,17 +657,8 @@ def _relation_types(types: str | list[str] | None) -> list[RelationType] | None:
     return [_enum("types", name.strip().upper(), RelationType) for name in names if name.strip()]
 
 
-def _encode_cursor(created_at: datetime, lead_id: UUID) -> str:
-    return base64.urlsafe_b64encode(f"{created_at.isoformat()}|{lead_id}".encode()).decode().rstrip("=")
-
-
-def _decode_cursor(cursor: str) -> tuple[datetime, UUID]:
-    try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
-        created_at, lead_id = raw.split("|")
-        return datetime.fromisoformat(created_at), UUID(lead_id)
-    except (binascii.Error, UnicodeDecodeError, ValueError):
-        raise RequestError("cursor is not one this server gave out", {"cursor": cursor}) from None
+def _field_errors(exc: ValidationError) -> list[dict[str, str]]:
+    return [{"field": ".".join(str(p) for p in e["loc"]) or "arguments", "message": e["msg"]} for e in exc.errors()]
 
 
 def _error(exc: MarketingAgentsError) -> dict[str, Any]:

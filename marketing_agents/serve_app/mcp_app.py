@@ -28,6 +28,7 @@ from marketing_agents.scoring_models.registry import ModelRegistry
 from marketing_agents.settings import get_settings
 from marketing_agents.stores.connections import StoreConnections
 from marketing_agents.stores.postgres import LeadRepository
+from marketing_agents.stores.postgres_lead_listing import LeadListing
 from marketing_agents.stores.postgres_lead_reads import LeadReads
 
 
@@ -80,6 +81,7 @@ class McpServerDeployment:
             graph = SemanticMemory(graph_store_for(s, pool))
             self._router = ResourceRouter(
                 leads=LeadRepository(pool, timedelta(seconds=s.idempotency_ttl_s)),
+                listing=LeadListing(pool),
                 reads=LeadReads(pool),
                 campaigns=self._campaigns,
                 memory=memory_manager_on_ray(),

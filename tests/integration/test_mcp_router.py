@@ -58,7 +58,7 @@ async def test_triage_lead_runs_the_lead_flow_and_the_lead_is_readable_as_resour
     json.dumps(detail)  # JSON-ready as it comes
 
     recent = await router.read_resource("db://leads")
-    assert recent["leads"][0]["id"] == lead_id  # newest first
+    assert recent["items"][0]["id"] == lead_id  # newest first
 
 
 async def test_leads_page_with_a_cursor_never_repeats_or_skips(world):
@@ -66,13 +66,17 @@ async def test_leads_page_with_a_cursor_never_repeats_or_skips(world):
     ids = [(await triaged(router))["lead_id"] for _ in range(3)]
     first = await router.read_resource("db://leads?limit=2")
     second = await router.read_resource(f"db://leads?limit=2&cursor={first['next_cursor']}")
-    seen = [lead["id"] for lead in first["leads"] + second["leads"]]
+    seen = [lead["id"] for lead in first["items"] + second["items"]]
     assert seen[:3] == ids[::-1]
     assert len(seen) == len(set(seen))
+    by_score = await router.read_resource("db://leads?sort=lead_score&order=asc&triage_category=hot&limit=200")
+    scores = [lead["lead_score"] for lead in by_score["items"]]
+    assert scores == sorted(scores) and {lead["triage_category"] for lead in by_score["items"]} == {"hot"}
     with pytest.raises(RequestError, match="cursor"):
         await router.read_resource("db://leads?cursor=not-a-cursor")
-    with pytest.raises(RequestError, match="limit must be between 1 and 500"):
-        await router.read_resource("db://leads?limit=0")
+    with pytest.raises(RequestError, match="invalid lead list parameters") as bad:
+        await router.read_resource("db://leads?limit=0&sort=name")
+    assert {e["field"] for e in bad.value.details} == {"limit", "sort"}
 
 
 async def test_interactions_of_a_lead_newest_first(world, pool):

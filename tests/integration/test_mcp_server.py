@@ -102,7 +102,7 @@ async def test_the_sdk_client_lists_reads_and_calls(app, mode):
 
 async def test_a_viewer_reads_and_calls_read_only_tools_but_may_not_triage(app):
     async with sdk_client(app, role="viewer") as client:
-        assert data(await client.read_resource("db://leads"))["leads"] is not None
+        assert data(await client.read_resource("db://leads"))["items"] is not None
         graph = await client.call_tool("query_graph", {"query": "node", "node_id": "persona:cto"})
         assert graph.structured_content["node"]["id"] == "persona:cto"
         with pytest.raises(MCPError) as refused:
