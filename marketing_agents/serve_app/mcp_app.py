@@ -14,6 +14,7 @@ replicas, which Serve scales on their own (``ray_configs/serve_config.yaml``).
 
 from __future__ import annotations
 
+import asyncio
 from datetime import timedelta
 from typing import Any
 
@@ -73,9 +74,14 @@ class McpServerDeployment:
         self._orchestrator = Remote(orchestrator)
         self._campaigns = Remote(campaigns)
         self._router: ResourceRouter | None = None
+        self._opening = asyncio.Lock()
 
     async def _resource_router(self) -> ResourceRouter:
-        if self._router is None:
+        if self._router is not None:
+            return self._router
+        async with self._opening:  # concurrent first calls open the stores once
+            if self._router is not None:
+                return self._router
             s = self._settings
             pool = await self._stores.pool()
             graph = SemanticMemory(graph_store_for(s, pool))
