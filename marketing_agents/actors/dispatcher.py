@@ -11,13 +11,15 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
+from typing import Literal
+from uuid import UUID
 
 import asyncpg
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from marketing_agents.actors.delivery import DeliveryAdapter, DeliveryError
-from marketing_agents.domain import Channel
+from marketing_agents.domain import Channel, utc_now
 from marketing_agents.domain.engagement import Touchpoint
 from marketing_agents.stores.postgres import translated_errors
 
@@ -34,6 +36,21 @@ class RetryPolicy:
         return self.first_backoff * (2 ** max(0, attempts - 1))
 
 
+class Delivery(BaseModel):
+    """A touchpoint that left (``sent``) or was given up on after its last attempt (``failed``)."""
+
+    touchpoint_id: UUID
+    lead_id: UUID
+    plan_id: UUID
+    step: int
+    channel: Channel
+    status: Literal["sent", "failed"]
+    attempts: int
+    delivery_ref: str | None = None
+    error: str | None = None
+    at: datetime
+
+
 class DispatchReport(BaseModel):
     claimed: int = 0
     sent: int = 0
@@ -41,6 +58,7 @@ class DispatchReport(BaseModel):
     failed: int = 0
     cancelled_for_consent: int = 0
     cancelled_for_status: int = 0
+    deliveries: list[Delivery] = Field(default_factory=list, description="What was sent or failed, in order.")
 
 
 # Once a lead talks to people (a reply, a meeting) or has bought, the automated sequence stops: only
@@ -98,12 +116,14 @@ class Dispatcher:
                 if row["attempts"] >= self._retry.max_attempts:
                     await self._finish(touchpoint, "failed", error=str(exc))
                     report.failed += 1
+                    report.deliveries.append(_delivery(touchpoint, "failed", row["attempts"], error=str(exc)))
                 else:
                     await self._retry_later(touchpoint, row["attempts"], str(exc))
                     report.retrying += 1
                 continue
             await self._finish(touchpoint, "sent", reference=reference)
             report.sent += 1
+            report.deliveries.append(_delivery(touchpoint, "sent", row["attempts"], reference=reference))
         return report
 
     async def _finish(self, touchpoint: Touchpoint, status: str, *, error: str | None = None,
@@ -122,3 +142,10 @@ class Dispatcher:
                    WHERE id = $1 AND status = 'sending'""",
                 touchpoint.id, error, self._retry.backoff(attempts))
         log.info("touchpoint %s will be retried: %s", touchpoint.id, error)
+
+
+def _delivery(touchpoint: Touchpoint, status: str, attempts: int, *, reference: str | None = None,
+              error: str | None = None) -> Delivery:
+    return Delivery(touchpoint_id=touchpoint.id, lead_id=touchpoint.lead_id, plan_id=touchpoint.plan_id,
+                    step=touchpoint.step, channel=touchpoint.channel, status=status, attempts=attempts,
+                    delivery_ref=reference, error=error, at=utc_now())

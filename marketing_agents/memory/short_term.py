@@ -3,12 +3,19 @@
 Owns the policy (key names, TTLs, what belongs to which lead); the Redis protocol is the store
 adapter's (``stores.redis.RedisShortTermStore``). Everything about a lead is listed in the lead's
 index set, so that erasing a lead finds every key without scanning the keyspace.
+
+Events are numbered from one sequence shared by every topic, so an event's ``id`` is an increasing
+integer (as a string) that also orders events across topics, and each topic keeps its latest events
+in a capped stream: a subscriber that comes back with the last id it saw asks for what it missed
+(``event_backlog``) and then hears the rest live (``listen_events``).
 """
 
 from __future__ import annotations
 
+import json
 import secrets
 import time
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Any
 from uuid import UUID, uuid4
@@ -30,11 +37,14 @@ class TtlPolicy:
     temp_s: int = 15 * 60
     lock_s: int = 30
     rate_window_s: int = 3600
+    # Each event topic keeps about this many of its latest events for replay, for this long after its last.
+    event_replay: int = 1000
+    event_replay_s: int = 24 * 3600
 
     @classmethod
     def from_settings(cls, settings: Settings) -> TtlPolicy:
         return cls(settings.session_ttl_s, settings.cache_ttl_s, settings.temp_ttl_s, settings.lock_ttl_s,
-                   settings.rate_limit_window_s)
+                   settings.rate_limit_window_s, settings.ws_replay_events, settings.ws_replay_ttl_s)
 
 
 class Lock(BaseModel):
@@ -66,6 +76,22 @@ class Event(DomainModel):
     id: str
     ts: str
     payload: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class EventBacklog:
+    """What a subscriber missed: ``events`` as (topic, id, JSON text), oldest first; ``sequence``, the
+    last id given out when it was read (anything later arrives live); ``truncated``, some events after
+    the asked-for id are no longer kept (older than the replay buffer, or erased)."""
+
+    sequence: int
+    events: list[tuple[str, int, str]]
+    truncated: bool = False
+
+
+# The topics every replica publishes on, besides one per lead (``lead:<id>``).
+EVENT_TOPICS = ("leads", "handoffs", "touchpoints", "campaigns", "escalations")
+EVENT_SEQUENCE = f"{PREFIX}:event-seq"
 
 
 def lead_index(lead_id: UUID) -> str:
@@ -135,10 +161,36 @@ class ShortTermMemory:
                             retry_after_s=retry_ms / 1000)
 
     # Events: published on one channel per topic; any replica can publish, every subscriber hears it.
+    # Each is numbered and kept in its topic's capped stream, so that a subscriber can catch up.
     async def publish(self, topic: str, event_type: str, payload: dict[str, Any]) -> Event:
-        event = Event(type=event_type, id=uuid4().hex, ts=utc_now().isoformat(), payload=payload)
-        await self.store.publish(event_channel(topic), event.model_dump())
-        return event
+        ts = utc_now().isoformat()
+        head = '{"type":' + json.dumps(event_type)
+        tail = ',"ts":' + json.dumps(ts) + ',"payload":' + json.dumps(payload, default=str) + "}"
+        seq = await self.store.publish_numbered(
+            EVENT_SEQUENCE, event_stream(topic), event_channel(topic), head, tail,
+            self.policy.event_replay, self.policy.event_replay_s, _lead_index_of_topic(topic))
+        return Event(type=event_type, id=str(seq), ts=ts, payload=payload)
+
+    async def event_backlog(self, topics: list[str], after: int | None, limit: int | None = None) -> EventBacklog:
+        """The current sequence number and, when ``after`` is given, the topics' events numbered above it
+        (the newest ``limit``, by default the replay buffer's size), read at one instant."""
+        limit = limit or self.policy.event_replay
+        streams = [event_stream(topic) for topic in topics]
+        sequence, backlog = await self.store.stream_backlog(EVENT_SEQUENCE, streams, after, limit + 1)
+        if after is None:
+            return EventBacklog(sequence, [])
+        events = sorted((seq, topic, head + f',"id":"{seq}"' + tail)
+                        for topic, stream in zip(topics, streams, strict=True)
+                        for seq, head, tail in backlog[stream].entries)
+        truncated = len(events) > limit or any(b.removed or len(b.entries) > limit for b in backlog.values())
+        return EventBacklog(sequence, [(topic, seq, text) for seq, topic, text in events[-limit:]], truncated)
+
+    async def listen_events(self, on_ready: Callable[[], None]) -> AsyncIterator[tuple[str, str]]:
+        """Every event any replica publishes, as (topic, JSON text), in the order of their ids; calls
+        ``on_ready`` once listening. Raises StorageError when the subscription fails or was interrupted."""
+        prefix = event_channel("")
+        async for channel, message in self.store.listen(event_channel("*"), on_ready):
+            yield channel[len(prefix):], message
 
     async def cached_lead_ids(self) -> list[UUID]:
         """Leads whose working context is still cached."""
@@ -146,7 +198,9 @@ class ShortTermMemory:
         return [UUID(key.split(":")[2]) for key in keys]
 
     async def forget_lead(self, lead_id: UUID) -> int:
-        """Deletes every key the lead's index lists; returns how many keys went."""
+        """Deletes every key the lead's index lists (its event stream too) and the lead's events from the
+        shared topics' replay buffers; returns how many keys went."""
+        await self.store.delete_stream_entries_mentioning([event_stream(t) for t in EVENT_TOPICS], str(lead_id))
         return await self.store.delete_indexed(lead_index(lead_id), context_key(lead_id))
 
     async def export_lead(self, lead_id: UUID) -> dict[str, Any]:
@@ -156,3 +210,18 @@ class ShortTermMemory:
 
 def event_channel(topic: str) -> str:
     return f"{PREFIX}:events:{topic}"
+
+
+def event_stream(topic: str) -> str:
+    """The capped stream of the topic's latest events (a key; channels are another namespace)."""
+    return f"{PREFIX}:event-stream:{topic}"
+
+
+def _lead_index_of_topic(topic: str) -> str | None:
+    """A lead's own topic's stream is listed in the lead's index, so that erasing the lead deletes it."""
+    if topic.startswith("lead:"):
+        try:
+            return lead_index(UUID(topic.removeprefix("lead:")))
+        except ValueError:
+            return None
+    return None

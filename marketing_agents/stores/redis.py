@@ -1,14 +1,17 @@
 """Redis (Valkey embedded by default): the client pool and the short-term store adapter.
 
 The adapter speaks Redis and nothing else: JSON values and hashes with TTLs, locks that only their
-holder can release, a sliding-window counter on a sorted set, pub/sub. What to keep and for how long
-is the short-term memory tier's decision (``marketing_agents.memory.short_term``).
+holder can release, a sliding-window counter on a sorted set, pub/sub with a capped stream per channel
+for replay. What to keep and for how long is the short-term memory tier's decision
+(``marketing_agents.memory.short_term``).
 """
 
 from __future__ import annotations
 
 import json
 import time
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
 from typing import Any
 
 import redis.asyncio as aioredis
@@ -63,6 +66,89 @@ return {0, count, math.max(0, tonumber(oldest[2]) + window - now)}
 """
 
 
+# Publishing with replay, atomically: the next number of the global sequence becomes the event's id and
+# its stream entry's id (<n>-0), the entry goes into the capped stream (XADD MAXLEN ~), and the message,
+# with the id spliced between the JSON head and tail, goes to the channel. One script, so that messages
+# reach subscribers in the order of their ids. If the sequence key was lost while a stream survived,
+# the sequence jumps past the stream's last id rather than fail.
+# KEYS: sequence, stream[, index set]; ARGV: channel, maxlen, ttl_s, head, tail. Returns the id.
+_PUBLISH = """
+local seq = redis.call('INCR', KEYS[1])
+local last = redis.call('XREVRANGE', KEYS[2], '+', '-', 'COUNT', 1)
+if last[1] then
+    local top = tonumber(string.match(last[1][1], '^(%d+)'))
+    if top >= seq then
+        seq = top + 1
+        redis.call('SET', KEYS[1], seq)
+    end
+end
+local id = string.format('%d', seq)
+redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[2], id .. '-0', 'h', ARGV[4], 't', ARGV[5])
+redis.call('EXPIRE', KEYS[2], ARGV[3])
+if KEYS[3] then
+    redis.call('SADD', KEYS[3], KEYS[2])
+end
+redis.call('PUBLISH', ARGV[1], ARGV[4] .. ',"id":"' .. id .. '"' .. ARGV[5])
+return seq
+"""
+
+# What a reconnecting subscriber missed: the current sequence number and, per stream, its entries with
+# an id above ARGV[1] (newest first, at most ARGV[2]) and whether entries above ARGV[1] were removed
+# (trimmed by the cap, or erased). One script, so that the answer is one instant's state.
+# KEYS: sequence, streams...; ARGV: after (-1: only the sequence), count.
+_EVENTS_AFTER = """
+local result = {tonumber(redis.call('GET', KEYS[1]) or '0')}
+local after = tonumber(ARGV[1])
+if after < 0 then
+    return result
+end
+local start = string.format('%d', after + 1) .. '-0'
+for i = 2, #KEYS do
+    local entries = redis.call('XREVRANGE', KEYS[i], '+', start, 'COUNT', ARGV[2])
+    local removed = 0
+    if redis.call('EXISTS', KEYS[i]) == 1 then
+        local info = redis.call('XINFO', 'STREAM', KEYS[i])
+        for j = 1, #info, 2 do
+            if info[j] == 'max-deleted-entry-id' then
+                local top = tonumber(string.match(info[j + 1], '^(%d+)'))
+                if top > after then
+                    removed = 1
+                end
+            end
+        end
+    end
+    table.insert(result, {removed, entries})
+end
+return result
+"""
+
+# Erasure from shared streams: deletes every entry of KEYS whose fields contain ARGV[1]. Returns how many.
+_DELETE_MENTIONING = """
+local removed = 0
+for i = 1, #KEYS do
+    for _, entry in ipairs(redis.call('XRANGE', KEYS[i], '-', '+')) do
+        local fields = entry[2]
+        for j = 2, #fields, 2 do
+            if string.find(fields[j], ARGV[1], 1, true) then
+                redis.call('XDEL', KEYS[i], entry[1])
+                removed = removed + 1
+                break
+            end
+        end
+    end
+end
+return removed
+"""
+
+
+@dataclass(frozen=True)
+class StreamBacklog:
+    """One stream's entries after an id, oldest first, as (id, head, tail); ``removed``: some are gone."""
+
+    entries: list[tuple[int, str, str]]
+    removed: bool
+
+
 class RedisShortTermStore:
     """The short-term memory port over Redis. Every method raises StorageError when Redis fails."""
 
@@ -70,6 +156,9 @@ class RedisShortTermStore:
         self._client = client
         self._release = client.register_script(_RELEASE_LOCK)
         self._window = client.register_script(_SLIDING_WINDOW)
+        self._publish = client.register_script(_PUBLISH)
+        self._events_after = client.register_script(_EVENTS_AFTER)
+        self._delete_mentioning = client.register_script(_DELETE_MENTIONING)
 
     async def _call(self, action: str, operation):
         try:
@@ -121,13 +210,75 @@ class RedisShortTermStore:
     async def publish(self, channel: str, message: dict[str, Any]) -> int:
         return await self._call("publish an event", self._client.publish(channel, json.dumps(message, default=str)))
 
+    async def publish_numbered(self, sequence: str, stream: str, channel: str, head: str, tail: str, maxlen: int,
+                               ttl_s: int, index: str | None = None) -> int:
+        """Numbers a message from ``sequence``, keeps it in ``stream`` (about ``maxlen`` entries, expiring
+        ``ttl_s`` after the last one) and publishes ``head + ',"id":"<n>"' + tail`` on ``channel``; returns n."""
+        keys = [sequence, stream] + ([index] if index is not None else [])
+        return int(await self._call("publish an event",
+                                    self._publish(keys=keys, args=[channel, maxlen, ttl_s, head, tail])))
+
+    async def stream_backlog(self, sequence: str, streams: list[str], after: int | None,
+                             count: int) -> tuple[int, dict[str, StreamBacklog]]:
+        """The sequence's current number and, when ``after`` is given, each stream's newest ``count``
+        entries numbered above it, read at one instant."""
+        raw = await self._call("read the event history", self._events_after(
+            keys=[sequence, *streams], args=[-1 if after is None else after, count]))
+        backlog: dict[str, StreamBacklog] = {}
+        if after is None:
+            return int(raw[0]), backlog
+        for stream, (removed, entries) in zip(streams, raw[1:], strict=True):
+            parsed = []
+            for entry_id, fields in reversed(entries):
+                values = dict(zip(fields[::2], fields[1::2], strict=True))
+                parsed.append((int(entry_id.split(b"-")[0]), values[b"h"].decode(), values[b"t"].decode()))
+            backlog[stream] = StreamBacklog(parsed, bool(removed))
+        return int(raw[0]), backlog
+
+    async def delete_stream_entries_mentioning(self, streams: list[str], text: str) -> int:
+        return int(await self._call("erase stream entries", self._delete_mentioning(keys=streams, args=[text])))
+
+    async def listen(self, pattern: str, on_ready: Callable[[], None],
+                     idle_check_s: float = 15.0) -> AsyncIterator[tuple[str, str]]:
+        """Yields (channel, message) for every message on channels matching ``pattern``, forever; calls
+        ``on_ready`` once the subscription is active. Raises StorageError when the connection fails."""
+        pubsub = self._client.pubsub()
+        try:
+            await self._call("subscribe to events", pubsub.psubscribe(pattern))
+            confirmed, quiet = False, 0
+            while True:
+                message = await self._call("receive events", pubsub.get_message(timeout=idle_check_s))
+                if message is None:
+                    # A silent connection is pinged; one that stays silent is dead.
+                    quiet += 1
+                    if quiet > 2:
+                        raise StorageError("Redis did not answer on the event subscription")
+                    await self._call("ping the event subscription", pubsub.ping())
+                    continue
+                quiet = 0
+                if message["type"] == "psubscribe":
+                    if confirmed:
+                        # The client reconnected and subscribed again by itself: what was published in
+                        # between never arrived, so the caller must learn of the gap.
+                        raise StorageError("the event subscription was interrupted; events may have been missed")
+                    confirmed = True
+                    on_ready()
+                elif message["type"] == "pmessage":
+                    yield message["channel"].decode(), message["data"].decode()
+        finally:
+            await pubsub.aclose()
+
     async def read_indexed(self, index: str) -> dict[str, Any]:
         """The keys listed in the ``index`` set with their values (hashes as dicts), sorted by key."""
         members = await self._call("read an index", self._client.smembers(index))
         values: dict[str, Any] = {}
         for key in sorted(m.decode() for m in members):
             kind = await self._call("read a key's type", self._client.type(key))
-            values[key] = await (self.get_hash(key) if kind == b"hash" else self.get_json(key))
+            if kind == b"stream":
+                entries = await self._call("read a stream", self._client.xrange(key))
+                values[key] = [_stream_entry(entry_id, fields) for entry_id, fields in entries]
+            else:
+                values[key] = await (self.get_hash(key) if kind == b"hash" else self.get_json(key))
         return values
 
     async def delete_indexed(self, index: str, *keys: str) -> int:
@@ -141,3 +292,11 @@ class RedisShortTermStore:
             return [k.decode() async for k in self._client.scan_iter(match=pattern, count=500)]
         except (RedisError, OSError) as exc:
             raise StorageError(f"Redis unavailable while trying to list keys: {exc}") from exc
+
+
+def _stream_entry(entry_id: bytes, fields: dict[bytes, bytes]) -> Any:
+    """A stream entry as it was published (a numbered message, see ``publish_numbered``), else its fields."""
+    values = {k.decode(): v.decode() for k, v in fields.items()}
+    if set(values) == {"h", "t"}:
+        return json.loads(values["h"] + f',"id":"{entry_id.decode().split("-")[0]}"' + values["t"])
+    return values

@@ -1,0 +1,546 @@
+"""The WebSocket gateway: ``/ws`` streams the event bus to browsers and API clients.
+
+``add_websocket_routes(app, stores)`` (one line in ``build_api``) adds the route. Every frame is JSON text.
+
+    connect  /ws?topics=leads,handoffs[&last_event_id=41]     (or the ``Last-Event-ID`` header)
+    server   {"type": "lead.triaged", "id": "42", "ts": "...", "payload": {...}}    an event
+             {"type": "subscribed", "id": null, "ts", "payload": {"topics", "added", "replay", "window",
+              "heartbeat_s"}}                                                  answer to a subscription
+             {"type": "unsubscribed", "id": null, "ts", "payload": {"topics", "removed"}}
+             {"type": "ping", "id": null, "ts", "payload": {"n": 17}}        answer {"action": "pong", "n": 17}
+             {"type": "pong", "id": null, "ts", "payload": {}}                answer to the client's ping
+             {"type": "error", "id": null, "ts", "payload": {"code", "message", "topics"?}}
+    client   {"action": "subscribe", "topics": ["lead:<id>"], "last_event_id": "41"}   (the id is optional)
+             {"action": "unsubscribe", "topics": ["leads"]}
+             {"action": "pong", "n": 17}
+             {"action": "ping"}
+
+Topics: ``leads``, ``handoffs``, ``touchpoints``, ``campaigns``, ``escalations`` and ``lead:<uuid>``. An
+unknown topic (or one the caller's role may not see, ``may_see``) is answered with an error naming it;
+a connection asking only for such topics, with none subscribed, is closed with 1008.
+
+Event ids come from one sequence shared by all topics (``ShortTermMemory.publish``): live events reach a
+connection in increasing id order. A client that reconnects with the id of the last event it received
+gets the events after it that it missed, oldest first, from each topic's replay buffer (the latest
+``MAS_WS_REPLAY_EVENTS``), then the live ones, with no gap and no duplicate; the ``subscribed`` answer
+says how many were replayed and whether the buffer no longer held some (``truncated``). Events replayed
+by a later subscribe message are older than live events already received.
+
+Flow control. Whatever a Serve replica sends goes into the proxy's buffers without limit, so a replica
+never sees a slow client through its sends; the client's pongs are how it learns what was read. A ping
+goes out every ``MAS_WS_HEARTBEAT_S`` seconds and after every quarter of the window; ``pong n``
+acknowledges the first n frames of the connection. At most ``MAS_WS_SEND_QUEUE`` frames are in flight
+unacknowledged, and at most as many events wait in the replica: a client that falls further behind is
+disconnected with 1013 and reconnects with its last event id; one that answers no ping for twice the
+heartbeat is disconnected with 1008. Close codes: 1001 session limit (``MAS_WS_MAX_SESSION_S``), 1008
+bad request, missing pong, 1011 event bus unavailable, 1013 too slow. Each reason says what to do.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+from collections import defaultdict, deque
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any
+from uuid import UUID
+
+from fastapi import FastAPI, WebSocket
+
+from marketing_agents.domain import utc_now
+from marketing_agents.errors import StorageError
+from marketing_agents.memory.short_term import EVENT_TOPICS, EventBacklog, ShortTermMemory, TtlPolicy
+from marketing_agents.settings import Settings, get_settings
+from marketing_agents.stores.connections import StoreConnections
+from marketing_agents.stores.redis import RedisShortTermStore
+
+log = logging.getLogger(__name__)
+
+MAX_TOPICS = 100
+HUB_START_TIMEOUT_S = 10.0
+CLOSE_GOING_AWAY = 1001
+CLOSE_POLICY = 1008
+CLOSE_INTERNAL = 1011
+CLOSE_TRY_AGAIN = 1013
+TOPIC_HELP = f"topics are {', '.join(EVENT_TOPICS)} or lead:<uuid>"
+ROLES_SEEING_EVENTS = frozenset({"admin", "operator", "viewer", "service"})
+
+
+def parse_topic(raw: Any) -> str | None:
+    """The topic in its canonical spelling, or None when there is no such topic."""
+    if not isinstance(raw, str):
+        return None
+    raw = raw.strip()
+    if raw in EVENT_TOPICS:
+        return raw
+    if raw.startswith("lead:"):
+        try:
+            return f"lead:{UUID(raw.removeprefix('lead:'))}"
+        except ValueError:
+            return None
+    return None
+
+
+def parse_event_id(raw: Any) -> int | None:
+    """An event id as a client sends it back (``"42"`` or 42); None when it is not one."""
+    if isinstance(raw, bool):
+        return None
+    if isinstance(raw, int):
+        return raw if raw >= 0 else None
+    if isinstance(raw, str) and raw.strip().isdigit() and len(raw.strip()) <= 18:
+        return int(raw.strip())
+    return None
+
+
+def may_see(principal: Any, topic: str) -> bool:
+    """The one place that decides whether a caller may subscribe to a topic. Every role sees every topic
+    for now. ``principal`` is what the access-control middleware put into ``scope["state"]``; None when
+    no access control is installed in front of the gateway (it refuses unauthenticated sockets itself)."""
+    if principal is None:
+        return True
+    role = getattr(principal, "role", None)
+    if role is None and isinstance(principal, dict):
+        role = principal.get("role")
+    return str(getattr(role, "value", role)) in ROLES_SEEING_EVENTS
+
+
+@dataclass(frozen=True)
+class GatewayLimits:
+    heartbeat_s: float = 20.0
+    send_queue: int = 256
+    replay_events: int = 1000
+    max_session_s: float = 55.0
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> GatewayLimits:
+        return cls(settings.ws_heartbeat_s, settings.ws_send_queue, settings.ws_replay_events,
+                   settings.ws_max_session_s)
+
+
+def _frame(kind: str, payload: dict[str, Any]) -> str:
+    return json.dumps({"type": kind, "id": None, "ts": utc_now().isoformat(), "payload": payload})
+
+
+def _reason(text: str) -> str:
+    """A close reason fits in 123 bytes of UTF-8."""
+    encoded = text.encode()
+    return text if len(encoded) <= 123 else encoded[:120].decode(errors="ignore") + "..."
+
+
+class EventHub:
+    """One Redis subscription per replica, shared by its WebSocket connections: each event is routed to
+    the connections subscribed to its topic. Started by the first connection; if it fails, every
+    connection is closed with 1011 (their clients reconnect and replay) and the next one starts it again."""
+
+    def __init__(self, memory: ShortTermMemory | Callable[[], ShortTermMemory]) -> None:
+        self._memory = memory
+        self._by_topic: dict[str, set[Subscriber]] = defaultdict(set)
+        self._task: asyncio.Task | None = None
+        self._ready: asyncio.Future | None = None
+
+    @property
+    def memory(self) -> ShortTermMemory:
+        """The short-term tier, made on first use (a replica may start while Redis is unset or down)."""
+        if not isinstance(self._memory, ShortTermMemory):
+            self._memory = self._memory()
+        return self._memory
+
+    async def start(self, timeout_s: float = HUB_START_TIMEOUT_S) -> None:
+        if self._task is None or self._task.done():
+            loop = asyncio.get_running_loop()
+            self._ready = loop.create_future()
+            self._task = loop.create_task(self._listen(self._ready))
+        try:
+            await asyncio.wait_for(asyncio.shield(self._ready), timeout_s)
+        except TimeoutError as exc:
+            raise StorageError(f"Redis did not confirm the event subscription within {timeout_s:g} s") from exc
+
+    def add(self, subscriber: Subscriber, topic: str) -> None:
+        self._by_topic[topic].add(subscriber)
+
+    def remove(self, subscriber: Subscriber, topic: str) -> None:
+        subscribers = self._by_topic.get(topic)
+        if subscribers is not None:
+            subscribers.discard(subscriber)
+            if not subscribers:
+                del self._by_topic[topic]
+
+    def detach(self, subscriber: Subscriber) -> None:
+        for topic in list(subscriber.topics):
+            self.remove(subscriber, topic)
+
+    def connections(self) -> int:
+        return len({s for subscribers in self._by_topic.values() for s in subscribers})
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+
+    async def _listen(self, ready: asyncio.Future) -> None:
+        def on_ready() -> None:
+            if not ready.done():
+                ready.set_result(None)
+
+        error: BaseException | None = None
+        try:
+            async for topic, text in self.memory.listen_events(on_ready):
+                subscribers = self._by_topic.get(topic)
+                if not subscribers:
+                    continue
+                try:
+                    seq = int(json.loads(text)["id"])
+                except (ValueError, KeyError, TypeError):
+                    log.warning("an event on %s without a numeric id was not forwarded: %.200s", topic, text)
+                    continue
+                for subscriber in list(subscribers):
+                    subscriber.offer(topic, seq, text)
+            error = StorageError("the event subscription ended")
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - whatever broke the subscription, clients must learn of the gap
+            error = exc
+        log.warning("the WebSocket gateway's event subscription failed: %s", error)
+        if not ready.done():
+            ready.set_exception(error if isinstance(error, StorageError) else StorageError(str(error)))
+        subscribers = {s for group in self._by_topic.values() for s in group}
+        self._by_topic.clear()
+        for subscriber in subscribers:
+            subscriber.close(CLOSE_INTERNAL, "the event bus connection was lost: reconnect with last_event_id")
+
+
+class Subscriber:
+    """One WebSocket connection: its topics, its queues and its flow control (see the module's docstring).
+
+    Only the pump task sends; the hub offers events, the receiver handles the client's requests, the
+    heartbeat task asks for pings and watches the deadlines.
+    """
+
+    def __init__(self, websocket: Any, hub: EventHub, limits: GatewayLimits, principal: Any = None,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.websocket = websocket
+        self.hub = hub
+        self.limits = limits
+        self.principal = principal
+        self.clock = clock
+        self.window = limits.send_queue
+        self.topics: set[str] = set()
+        self._floor: dict[str, int] = {}
+        self._pending: dict[str, list[tuple[int, str]]] = {}
+        self._pending_count = 0
+        self._first: deque[tuple[str, bool]] = deque()  # answers and replays: (frame, is a replayed event)
+        self._replay_waiting = 0
+        self._queue: deque[tuple[str, str | None]] = deque()  # live events and notices: (frame, topic)
+        self._wake = asyncio.Event()
+        self.closing: tuple[int, str, bool] | None = None
+        self.sent = 0
+        self.acked = 0
+        self._pings: deque[tuple[int, float]] = deque()  # unacknowledged pings: (n, sent at)
+        self._last_ping_n = 0
+        self._last_ping_at = clock()
+        self._ping_due = False
+        self.started = clock()
+
+    # ---- What goes out ----
+
+    def waiting(self) -> int:
+        """Frames waiting in the replica, replayed events aside (those are bounded by the replay buffer)."""
+        return len(self._first) - self._replay_waiting + len(self._queue) + self._pending_count
+
+    def offer(self, topic: str, seq: int, text: str) -> None:
+        """A live event from the hub; never blocks."""
+        if self.closing is not None or topic not in self.topics:
+            return
+        pending = self._pending.get(topic)
+        if pending is not None:
+            pending.append((seq, text))
+            self._pending_count += 1
+        elif seq <= self._floor.get(topic, 0):
+            return
+        else:
+            self._queue.append((text, topic))
+        self._admit()
+
+    def notify(self, kind: str, payload: dict[str, Any]) -> None:
+        self._first.append((_frame(kind, payload), False))
+        self._admit()
+
+    def error(self, code: str, message: str, **details: Any) -> None:
+        self.notify("error", {"code": code, "message": message, **details})
+
+    def close(self, code: int, reason: str, *, flush: bool = False) -> None:
+        """Closes the connection once the pump gets to it: at once, or after what is queued (``flush``)."""
+        if self.closing is None:
+            self.closing = (code, _reason(reason), flush)
+            self._wake.set()
+
+    def _admit(self) -> None:
+        if self.waiting() > self.limits.send_queue:
+            self.close(CLOSE_TRY_AGAIN, f"too slow: over {self.limits.send_queue} events waiting; "
+                                        "reconnect with last_event_id")
+        self._wake.set()
+
+    # ---- Subscriptions ----
+
+    async def subscribe(self, raw_topics: Iterable[Any], last_event_id: int | None) -> None:
+        valid: list[str] = []
+        unknown: list[str] = []
+        forbidden: list[str] = []
+        for raw in raw_topics:
+            topic = parse_topic(raw)
+            if topic is None:
+                unknown.append(str(raw))
+            elif not may_see(self.principal, topic):
+                forbidden.append(topic)
+            elif topic not in valid:
+                valid.append(topic)
+        if unknown:
+            self.error("unknown_topic", f"unknown topic{'s' if len(unknown) > 1 else ''} "
+                                        f"{', '.join(repr(t) for t in unknown)}: {TOPIC_HELP}", topics=unknown)
+        if forbidden:
+            self.error("forbidden_topic", f"your role may not subscribe to {', '.join(forbidden)}", topics=forbidden)
+        new = [topic for topic in valid if topic not in self.topics]
+        if new and last_event_id is not None and self._replay_waiting:
+            # One replay at a time keeps what waits in the replica within the replay buffer's size.
+            self.error("replay_in_progress", "a replay is still being sent: subscribe again once it is received",
+                       topics=new)
+            return
+        if len(self.topics) + len(new) > MAX_TOPICS:
+            self.error("too_many_topics", f"a connection may have at most {MAX_TOPICS} topics")
+            return
+        if not self.topics and not valid and (unknown or forbidden):
+            self.close(CLOSE_POLICY, f"no topic to subscribe to: {', '.join(unknown + forbidden)}", flush=True)
+            return
+        for topic in new:
+            self._pending[topic] = []
+            self.topics.add(topic)
+            self.hub.add(self, topic)
+        try:
+            backlog = (await self.hub.memory.event_backlog(new, last_event_id, self.limits.replay_events)
+                       if new else EventBacklog(0, []))
+        except StorageError as exc:
+            log.warning("a WebSocket subscription failed: %s", exc)
+            self.close(CLOSE_INTERNAL, "the event history is unavailable: reconnect with last_event_id")
+            return
+        # Events that arrived while the history was read: those up to the snapshot are in it (or were
+        # published before the subscription), the later ones follow it.
+        carried = []
+        for topic in new:
+            self._floor[topic] = backlog.sequence
+            for seq, text in self._pending.pop(topic):
+                self._pending_count -= 1
+                if seq > backlog.sequence:
+                    carried.append((seq, topic, text))
+        replay = None
+        if last_event_id is not None:
+            replay = {"after": str(last_event_id), "events": len(backlog.events), "truncated": backlog.truncated}
+        self.notify("subscribed", {"topics": sorted(self.topics), "added": new, "replay": replay,
+                                   "window": self.window, "heartbeat_s": self.limits.heartbeat_s})
+        for _, _, text in backlog.events:
+            self._first.append((text, True))
+            self._replay_waiting += 1
+        for _, topic, text in sorted(carried):
+            self._queue.append((text, topic))
+        self._admit()
+
+    def unsubscribe(self, raw_topics: Iterable[Any]) -> None:
+        removed, unknown = [], []
+        for raw in raw_topics:
+            topic = parse_topic(raw)
+            if topic is None:
+                unknown.append(str(raw))
+            elif topic in self.topics:
+                removed.append(topic)
+        if unknown:
+            self.error("unknown_topic", f"unknown topic{'s' if len(unknown) > 1 else ''} "
+                                        f"{', '.join(repr(t) for t in unknown)}: {TOPIC_HELP}", topics=unknown)
+        for topic in removed:
+            self.topics.discard(topic)
+            self.hub.remove(self, topic)
+            self._floor.pop(topic, None)
+        if removed:
+            gone = set(removed)
+            self._queue = deque(item for item in self._queue if item[1] not in gone)
+        self.notify("unsubscribed", {"topics": sorted(self.topics), "removed": removed})
+
+    # ---- Flow control ----
+
+    def pong(self, n: Any) -> None:
+        if isinstance(n, bool) or not isinstance(n, int) or not 0 <= n <= self.sent:
+            self.error("bad_pong", "a pong answers a ping: {\"action\": \"pong\", \"n\": <the ping's n>}")
+            return
+        if n > self.acked:
+            self.acked = n
+            while self._pings and self._pings[0][0] <= n:
+                self._pings.popleft()
+            self._wake.set()
+
+    def in_flight(self) -> int:
+        return self.sent - self.acked
+
+    def _next_frame(self) -> str | None:
+        if self._first:
+            text, replayed = self._first.popleft()
+            if replayed:
+                self._replay_waiting -= 1
+            return text
+        if self._queue:
+            return self._queue.popleft()[0]
+        return None
+
+    async def pump(self) -> None:
+        """Sends what is due while the client keeps up; then the close frame, if the server closes."""
+        while True:
+            if self.closing is not None:
+                code, reason, flush = self.closing
+                if not (flush and (self._first or self._queue)):
+                    await self.websocket.close(code=code, reason=reason)
+                    return
+            if self._ping_due:
+                self._ping_due = False
+                await self._send(_frame("ping", {"n": self.sent + 1}))
+                self._pings.append((self.sent, self.clock()))
+                self._last_ping_n, self._last_ping_at = self.sent, self.clock()
+                continue
+            flushing = self.closing is not None
+            if (self._first or self._queue) and (flushing or self.in_flight() < self.window):
+                await self._send(self._next_frame())
+                if self.sent - self._last_ping_n >= max(1, self.window // 4):
+                    self._ping_due = True
+                continue
+            self._wake.clear()
+            await self._wake.wait()
+
+    async def _send(self, text: str) -> None:
+        await self.websocket.send_text(text)
+        self.sent += 1
+
+    def tick(self) -> float:
+        """Checks the deadlines; returns how long until the next one."""
+        now, hb = self.clock(), self.limits.heartbeat_s
+        if self._pings and now - self._pings[0][1] >= 2 * hb:
+            self.close(CLOSE_POLICY, f"no pong to ping {self._pings[0][0]} within {2 * hb:g} s")
+            return hb
+        max_s = self.limits.max_session_s
+        if max_s and now - self.started >= max_s:
+            self.close(CLOSE_GOING_AWAY, f"session limit of {max_s:g} s reached: reconnect with last_event_id")
+            return hb
+        if now - self._last_ping_at >= hb and not self._ping_due:
+            self._ping_due = True
+            self._wake.set()
+        deadlines = [(now if self._ping_due else self._last_ping_at) + hb]
+        if self._pings:
+            deadlines.append(self._pings[0][1] + 2 * hb)
+        if max_s:
+            deadlines.append(self.started + max_s)
+        return max(0.01, min(deadlines) - now)
+
+    async def heartbeat(self) -> None:
+        """Runs until cancelled: a close it decides on is sent by the pump."""
+        while True:
+            await asyncio.sleep(self.tick() if self.closing is None else self.limits.heartbeat_s)
+
+    # ---- What comes in ----
+
+    async def receive(self) -> None:
+        """Handles the client's requests until it disconnects."""
+        while True:
+            message = await self.websocket.receive()
+            if message["type"] == "websocket.disconnect":
+                return
+            text = message.get("text")
+            try:
+                request = json.loads(text) if text is not None else None
+            except ValueError:
+                request = None
+            if not isinstance(request, dict):
+                self.error("bad_message", "send JSON objects as text frames, e.g. "
+                                          "{\"action\": \"subscribe\", \"topics\": [\"leads\"]}")
+                continue
+            await self.handle(request)
+
+    async def handle(self, request: dict[str, Any]) -> None:
+        action = request.get("action")
+        if action == "pong":
+            self.pong(request.get("n"))
+        elif action == "ping":
+            self.notify("pong", {})
+        elif action in ("subscribe", "unsubscribe"):
+            topics = request.get("topics")
+            if not isinstance(topics, list) or not topics:
+                self.error("bad_message", f"{action} takes a non-empty list of topics: {TOPIC_HELP}")
+                return
+            if action == "unsubscribe":
+                self.unsubscribe(topics)
+                return
+            last_event_id = None
+            if request.get("last_event_id") is not None:
+                last_event_id = parse_event_id(request["last_event_id"])
+                if last_event_id is None:
+                    self.error("bad_last_event_id", "last_event_id is the id of an event received, e.g. \"42\"")
+                    return
+            await self.subscribe(topics, last_event_id)
+        else:
+            self.error("unknown_action", "actions are subscribe, unsubscribe, pong and ping")
+
+    # ---- The connection's life ----
+
+    async def run(self, topics: list[str], last_event_id: int | None) -> None:
+        pump = asyncio.create_task(self.pump())
+        tasks = {pump}
+        try:
+            try:
+                await self.hub.start()
+            except StorageError as exc:
+                log.warning("WebSocket refused: %s", exc)
+                self.close(CLOSE_INTERNAL, "the event bus is unavailable: try again shortly")
+            if self.closing is None:
+                await self.subscribe(topics, last_event_id)
+            receiver, heartbeat = asyncio.create_task(self.receive()), asyncio.create_task(self.heartbeat())
+            tasks |= {receiver, heartbeat}
+            # The pump ends with the close frame, the receiver when the client leaves.
+            done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+            for task in done:
+                if not task.cancelled() and task.exception() is not None and task is not pump:
+                    log.warning("a WebSocket connection failed: %r", task.exception())
+            if heartbeat in done:
+                self.close(CLOSE_INTERNAL, "the gateway failed: reconnect with last_event_id")
+                await asyncio.wait({pump, receiver}, timeout=5, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            self.hub.detach(self)
+
+
+async def serve_events(websocket: WebSocket, hub: EventHub, limits: GatewayLimits) -> None:
+    """One connection, from the handshake to the close."""
+    params = websocket.query_params
+    topics = [t for value in params.getlist("topics") for t in value.split(",") if t.strip()]
+    raw_last = params.get("last_event_id") or websocket.headers.get("last-event-id")
+    principal = (websocket.scope.get("state") or {}).get("principal")
+    await websocket.accept()
+    subscriber = Subscriber(websocket, hub, limits, principal)
+    last_event_id = None
+    if raw_last:
+        last_event_id = parse_event_id(raw_last)
+        if last_event_id is None:
+            subscriber.error("bad_last_event_id", "last_event_id is the id of an event received, e.g. 42")
+            subscriber.close(CLOSE_POLICY, "bad last_event_id", flush=True)
+    await subscriber.run(topics, last_event_id)
+
+
+def add_websocket_routes(app: FastAPI, stores: StoreConnections, settings: Settings | None = None) -> EventHub:
+    """Adds ``/ws`` to the app; returns the replica's event hub (started by the first connection)."""
+    settings = settings or get_settings()
+    limits = GatewayLimits.from_settings(settings)
+    hub = EventHub(lambda: ShortTermMemory(RedisShortTermStore(stores.redis()), TtlPolicy.from_settings(settings)))
+
+    @app.websocket("/ws")
+    async def events(websocket: WebSocket) -> None:
+        await serve_events(websocket, hub, limits)
+
+    return hub
