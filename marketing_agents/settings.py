@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
+from typing import Annotated, Literal
 
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -47,6 +48,17 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(default=1024 * 1024, ge=1024)
     idempotency_ttl_s: int = Field(default=24 * 3600, ge=60)
 
+    # Access control (marketing_agents/access.py, serve_app/access_control.py). The bootstrap admin key;
+    # `make run` generates one into MAS_DATA_DIR/admin-api-key when unset. Each key may make
+    # rate_limit_per_minute requests in any sliding minute: its own limit if it was created with one,
+    # else its role's from rate_limits_by_role (JSON, e.g. {"service": 6000}), else this default. A
+    # replica remembers a verified key for api_key_cache_s: a revoked key stops working within that time.
+    admin_api_key: SecretStr | None = Field(default=None, min_length=16)
+    rate_limit_per_minute: int = Field(default=600, ge=1)
+    rate_limits_by_role: dict[Literal["admin", "operator", "service", "viewer"], Annotated[int, Field(ge=1)]] = Field(
+        default_factory=dict)
+    api_key_cache_s: float = Field(default=5.0, ge=0, le=300)
+
     # Short-term memory TTLs, the seed's policy: sessions 24 h, cache 1 h (a lead's working context),
     # temp data 15 min, locks 30 s, rate-limit windows 1 h.
     session_ttl_s: int = Field(default=24 * 3600, ge=1)
@@ -54,6 +66,19 @@ class Settings(BaseSettings):
     temp_ttl_s: int = Field(default=15 * 60, ge=1)
     lock_ttl_s: int = Field(default=30, ge=1)
     rate_limit_window_s: int = Field(default=3600, ge=1)
+
+    # The WebSocket gateway (/ws, serve_app/websocket.py). A ping every ws_heartbeat_s, which the client
+    # answers with a pong; one unanswered for twice that closes the connection. At most ws_send_queue
+    # events wait for a client and at most as many are sent but not yet acknowledged by a pong: a client
+    # that falls further behind is disconnected (1013). Each topic keeps its latest ws_replay_events
+    # events, for ws_replay_ttl_s after its last one, for clients that reconnect with last_event_id. A
+    # connection is closed (1001) after ws_max_session_s (0: never), to end before the Serve proxy's
+    # request_timeout_s (ray_configs/serve_config.yaml) would cut it off without a close frame.
+    ws_heartbeat_s: float = Field(default=20.0, gt=0)
+    ws_send_queue: int = Field(default=256, ge=8, le=100_000)
+    ws_replay_events: int = Field(default=1000, ge=1, le=100_000)
+    ws_replay_ttl_s: int = Field(default=24 * 3600, ge=1)
+    ws_max_session_s: float = Field(default=55.0, ge=0)
 
     # Triage thresholds on lead_score (0..100); below nurture_min a lead is disqualified.
     triage_hot_min: float = Field(default=70.0, ge=0, le=100)

@@ -26,9 +26,13 @@ from marketing_agents.domain import (
     UnsubscribeResult,
 )
 from marketing_agents.memory.consolidator import ConsolidationReport
+from marketing_agents.serve_app.access_control import install_access_control
 from marketing_agents.serve_app.campaigns import add_campaign_routes
 from marketing_agents.serve_app.http_errors import BodyLimit, ErrorResponse, RequireJson, install_error_handlers
 from marketing_agents.serve_app.interactions import add_interaction_routes
+from marketing_agents.serve_app.lead_routes import add_lead_routes
+from marketing_agents.serve_app.mcp_app import install_mcp
+from marketing_agents.serve_app.model_routes import add_model_routes
 from marketing_agents.serve_app.status import (
     APP_NAME,
     Readiness,
@@ -37,6 +41,8 @@ from marketing_agents.serve_app.status import (
     collect_nodes,
     problems_of,
 )
+from marketing_agents.serve_app.system_routes import add_system_routes
+from marketing_agents.serve_app.websocket import add_websocket_routes
 from marketing_agents.settings import get_settings
 from marketing_agents.stores.connections import StoreConnections
 
@@ -62,7 +68,10 @@ IdempotencyKey = Annotated[
 class ApiGateway:
     def __init__(self, orchestrator: DeploymentHandle, consolidator: DeploymentHandle,
                  dispatcher: DeploymentHandle, feedback: DeploymentHandle | None = None,
-                 campaigns: DeploymentHandle | None = None) -> None:
+                 campaigns: DeploymentHandle | None = None, models: DeploymentHandle | None = None,
+                 mcp: DeploymentHandle | None = None) -> None:
+        self._mcp = mcp
+        self._models = models
         self._campaigns = campaigns
         self._feedback = feedback
         self._dispatcher = dispatcher
@@ -116,8 +125,14 @@ def build_api(gateway: ApiGateway) -> FastAPI:
     install_error_handlers(app)
     app.add_middleware(BodyLimit, max_bytes=gateway._max_body_bytes)
     app.add_middleware(RequireJson)
+    install_access_control(app, gateway._stores)  # outermost: no key, no body read
     add_interaction_routes(app, gateway)
     add_campaign_routes(app, gateway._campaigns)
+    add_lead_routes(app, gateway._orchestrator)
+    add_model_routes(app, gateway._models)
+    add_system_routes(app, get_settings().metrics_export_port)
+    add_websocket_routes(app, gateway._stores)
+    install_mcp(app, gateway._mcp)  # /mcp: the MCP server (Streamable HTTP), backed by McpServer
 
     @app.post(
         "/api/v1/leads",

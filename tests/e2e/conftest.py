@@ -49,6 +49,9 @@ class RunningSystem:
             "MAS_WEBHOOK_SINK_PORT": str(free_port()),
             "MAS_DISPATCH_EVERY_S": "0.5",
             "MAS_ADMIN_API_KEY": self.admin_key,
+            # The whole session shares one admin key: its polling must not hit the per-key rate limit
+            # (the limit itself is tested with keys of their own).
+            "MAS_RATE_LIMITS_BY_ROLE": '{"admin": 100000}',
         }
         # The run uses its own embedded stores and graph; a Neo4j given to the contract suite (which
         # clears it between tests) is not this system's.

@@ -13,7 +13,8 @@ from tests.support import lead_payload
 pytestmark = pytest.mark.e2e
 
 DEPLOYMENTS = {"ApiGateway", "LeadOrchestrator", "TriageAgent", "HandoffOrchestrator", "EngagementAgent",
-               "MemoryConsolidator", "TouchpointDispatcher", "EngagementFeedback", "CampaignOptimizer"}
+               "MemoryConsolidator", "TouchpointDispatcher", "EngagementFeedback", "CampaignOptimizer",
+               "McpServer"}
 
 
 def test_status_reports_nodes_deployments_with_replicas_and_stores(api):
@@ -65,7 +66,7 @@ def our_processes_gone(processes: list[psutil.Process]) -> bool:
 
 
 def test_ctrl_c_and_stop_leave_nothing_running_and_a_restart_keeps_the_leads(system):
-    with httpx.Client(base_url=system.url, timeout=60) as api:
+    with httpx.Client(base_url=system.url, timeout=60, headers={"Authorization": f"Bearer {system.admin_key}"}) as api:
         lead_id = api.post("/api/v1/leads", json=lead_payload(email=f"keep.{uuid.uuid4().hex[:6]}@acme.io")).json()["lead_id"]
 
     before = system.processes()
@@ -74,7 +75,7 @@ def test_ctrl_c_and_stop_leave_nothing_running_and_a_restart_keeps_the_leads(sys
     assert our_processes_gone(before), [p.cmdline()[:3] for p in before if p.is_running()]
 
     system.start()
-    with httpx.Client(base_url=system.url, timeout=60) as api:
+    with httpx.Client(base_url=system.url, timeout=60, headers={"Authorization": f"Bearer {system.admin_key}"}) as api:
         assert api.get(f"/api/v1/leads/{lead_id}").status_code == 200
 
     before = system.processes()
@@ -84,7 +85,7 @@ def test_ctrl_c_and_stop_leave_nothing_running_and_a_restart_keeps_the_leads(sys
     assert not (system.data_dir / "run.json").exists()
 
     system.start()  # leave the session's system running for whatever runs next
-    with httpx.Client(base_url=system.url, timeout=60) as api:
+    with httpx.Client(base_url=system.url, timeout=60, headers={"Authorization": f"Bearer {system.admin_key}"}) as api:
         assert api.get(f"/api/v1/leads/{lead_id}").status_code == 200
 
 
