@@ -10,7 +10,9 @@ from __future__ import annotations
 from typing import Any
 
 import ray
+from ray.exceptions import ActorUnavailableError, RayActorError
 
+from marketing_agents.errors import StorageError
 from marketing_agents.memory.episodic import EpisodicMemory
 from marketing_agents.memory.long_term import LongTermMemory
 from marketing_agents.memory.manager import UnifiedMemoryManager
@@ -67,8 +69,13 @@ class ActorTier:
         if method.startswith("_"):
             raise AttributeError(method)
 
-        def call(*args: Any, **kwargs: Any):
-            return self._handle.invoke.remote(method, *args, **kwargs)
+        async def call(*args: Any, **kwargs: Any):
+            try:
+                return await self._handle.invoke.remote(method, *args, **kwargs)
+            except (RayActorError, ActorUnavailableError) as exc:
+                # The tier's actor died or is restarting (its node went away): to callers that is a
+                # store they cannot reach for a moment, which each of them already knows how to handle.
+                raise StorageError(f"memory tier actor unavailable for {method}: {type(exc).__name__}") from exc
 
         return call
 

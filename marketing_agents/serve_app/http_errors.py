@@ -13,7 +13,8 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
-from ray.exceptions import RayTaskError
+from ray.exceptions import ActorUnavailableError, RayActorError, RayTaskError
+from ray.serve.exceptions import BackPressureError, DeploymentUnavailableError, ReplicaUnavailableError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -61,6 +62,12 @@ def field_errors(exc: RequestValidationError) -> list[dict[str, Any]]:
     return fields
 
 
+# Errors that say a replica or actor is gone or overloaded, not that the request was wrong.
+TRANSIENT_CLUSTER_ERRORS = (RayActorError, ActorUnavailableError, BackPressureError, DeploymentUnavailableError,
+                            ReplicaUnavailableError)
+RETRY_AFTER_S = 2
+
+
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(RequestValidationError)
     async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
@@ -84,6 +91,14 @@ def install_error_handlers(app: FastAPI) -> None:
         cause = unwrap(exc)
         if isinstance(cause, MarketingAgentsError):
             return error_response(cause.status_code, cause.code, cause.message, cause.details, cause.retry_after_s)
+        if isinstance(cause, TRANSIENT_CLUSTER_ERRORS):
+            # A replica died or is being replaced, or a queue is full: retrying (with the same
+            # Idempotency-Key) is safe and will reach a healthy replica.
+            log.warning("%s %s: %s: %s", request.method, request.url.path, type(cause).__name__, cause)
+            return error_response(503, "temporarily_unavailable",
+                                  "a part of the cluster is restarting or busy; retry shortly "
+                                  "(with the same Idempotency-Key for a POST)",
+                                  {"cause": type(cause).__name__}, RETRY_AFTER_S)
         log.exception("unhandled error on %s %s", request.method, request.url.path, exc_info=cause)
         return error_response(500, "internal_error", "an unexpected error occurred; it has been logged")
 
