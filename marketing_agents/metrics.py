@@ -29,6 +29,13 @@ class _Metrics:
                                         "first tries and retries.", tag_keys=("outcome",))
         self.handoff_quality = Histogram("mas_handoff_quality", "Quality score of handoff packages (0..1).",
                                          QUALITY_BOUNDARIES, tag_keys=("accepted",))
+        self.lead_stage_ms = Histogram("mas_lead_stage_ms", "How long each stage of a new lead took (admit, triage, "
+                                       "recall, handoff_prepare, store, handoff_deliver, handoff_complete).",
+                                       LATENCY_MS_BOUNDARIES, tag_keys=("stage",))
+        self.optimizations = Counter("mas_optimizations_total", "Campaign optimizations by what became of them "
+                                     "(applied, proposed, approved, rolled_back).", tag_keys=("status",))
+        self.escalations = Counter("mas_escalations_total", "Escalations opened for a human, by kind.",
+                                   tag_keys=("kind",))
         self.touchpoints = Counter("mas_touchpoints_total", "Touchpoints by delivery result (sent, retrying, "
                                    "failed, cancelled_for_consent, cancelled_for_status).", tag_keys=("result",))
 
@@ -63,3 +70,16 @@ def touchpoints_dispatched(counts: dict[str, int]) -> None:
         for result, n in counts.items():
             if n:
                 _metrics().touchpoints.inc(n, tags={"result": result})
+
+
+def lead_stage(stage: str, ms: float) -> None:
+    if _enabled():
+        _metrics().lead_stage_ms.observe(ms, tags={"stage": stage})
+
+
+def optimization(status: str, escalation_kinds: list[str] = ()) -> None:
+    if _enabled():
+        m = _metrics()
+        m.optimizations.inc(tags={"status": status})
+        for kind in escalation_kinds:
+            m.escalations.inc(tags={"kind": kind})

@@ -10,7 +10,8 @@ import asyncio
 import hashlib
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -45,6 +46,9 @@ TriagePort = Callable[[Lead, UUID | None], Awaitable[TriageResult]]
 TriageManyPort = Callable[[list[tuple[Lead, UUID | None]]], Awaitable[list[TriageResult]]]
 PreparePort = Callable[[Lead, TriageResult, list[ProvenanceEntry], dict], Awaitable[PreparedHandoff]]
 DeliverPort = Callable[[HandoffPackage], Awaitable[Delivery]]
+# Told how long each stage of a lead took (ms): admit, triage, recall, handoff_prepare, store,
+# handoff_deliver, handoff_complete. The Serve deployment records them as metrics.
+StageObserver = Callable[[str, float], None]
 
 
 def request_fingerprint(new_lead: NewLead) -> str:
@@ -63,6 +67,7 @@ class LeadIntake:
         memory: UnifiedMemoryManager | None = None,
         clock: Callable[[], datetime] = utc_now,
         triage_many: TriageManyPort | None = None,
+        observe_stage: StageObserver | None = None,
     ) -> None:
         self._triage = triage
         self._triage_many = triage_many
@@ -72,6 +77,16 @@ class LeadIntake:
         self._short_term = short_term
         self._memory = memory
         self._clock = clock
+        self._observe_stage = observe_stage
+
+    @contextmanager
+    def _stage(self, name: str) -> Iterator[None]:
+        started = time.perf_counter()
+        try:
+            yield
+        finally:
+            if self._observe_stage is not None:
+                self._observe_stage(name, (time.perf_counter() - started) * 1000)
 
     async def submit(self, new_lead: NewLead, idempotency_key: str | None = None) -> LeadProcessingResult:
         """Processes a new lead end to end and returns the seed's response.
@@ -79,10 +94,12 @@ class LeadIntake:
         Raises LeadExists for a known ``external_id``, IdempotencyKeyReused for a key sent with a
         different body, StorageError when PostgreSQL is unreachable (nothing is then stored).
         """
-        admitted = await self._admit(new_lead, idempotency_key)
+        with self._stage("admit"):
+            admitted = await self._admit(new_lead, idempotency_key)
         if isinstance(admitted, LeadProcessingResult):
             return admitted
-        triage = await self._triage(admitted.lead, admitted.duplicate_of)
+        with self._stage("triage"):
+            triage = await self._triage(admitted.lead, admitted.duplicate_of)
         return await self._process(admitted, triage)
 
     async def submit_batch(self, items: list[dict[str, Any]], idempotency_key: str | None = None) -> LeadBatchResult:
@@ -155,7 +172,8 @@ class LeadIntake:
 
     async def _triage_batch(self, leads: list[tuple[Lead, UUID | None]]) -> list[TriageResult]:
         if self._triage_many is not None:
-            return await self._triage_many(leads)
+            with self._stage("triage"):
+                return await self._triage_many(leads)
         return list(await asyncio.gather(*(self._triage(lead, duplicate_of) for lead, duplicate_of in leads)))
 
     async def _admit(self, new_lead: NewLead, idempotency_key: str | None) -> _Admitted | LeadProcessingResult:
@@ -185,11 +203,13 @@ class LeadIntake:
 
         prepared = None
         if triage.route_to == ENGAGEMENT_AGENT:
-            recalled = await self._memory.recall(lead) if self._memory else None
+            with self._stage("recall"):
+                recalled = await self._memory.recall(lead) if self._memory else None
             if recalled is not None:
                 provenance.append(ProvenanceEntry(agent="UnifiedMemoryManager", action="recalled", at=self._clock()))
             memory = recalled.model_dump(mode="json") if recalled else {}
-            prepared = await self._prepare(lead, triage, provenance, memory)
+            with self._stage("handoff_prepare"):
+                prepared = await self._prepare(lead, triage, provenance, memory)
         if triage.route_to is None:
             lead.status = LeadStatus.DISQUALIFIED
         elif prepared is not None and prepared.accepted:
@@ -208,15 +228,16 @@ class LeadIntake:
             processing_time_ms=_ms_since(started),
         )
         # Accepted from here: the lead and its pending handoff are in PostgreSQL before anything is sent.
-        stored = await self._leads.save_processed(
-            lead=lead,
-            triage=triage,
-            package=prepared.package if prepared else None,
-            handoff=prepared.record if prepared else None,
-            result=result,
-            idempotency_key=admitted.idempotency_key,
-            request_hash=admitted.request_hash,
-        )
+        with self._stage("store"):
+            stored = await self._leads.save_processed(
+                lead=lead,
+                triage=triage,
+                package=prepared.package if prepared else None,
+                handoff=prepared.record if prepared else None,
+                result=result,
+                idempotency_key=admitted.idempotency_key,
+                request_hash=admitted.request_hash,
+            )
         if stored.lead_id != lead.id:
             return stored  # a concurrent request with the same key won; its answer is the answer
         await self._announce_triage(lead, triage)
@@ -242,10 +263,12 @@ class LeadIntake:
         """Delivers a stored package and stores the outcome: fully engaged, or back to review."""
         lead_id, handoff_id = package.lead.id, package.handoff_id
         try:
-            delivery = await self._deliver(package)
+            with self._stage("handoff_deliver"):
+                delivery = await self._deliver(package)
             if delivery.plan is not None:
                 elapsed = _ms_since(started) if started is not None else None
-                plan = await self._leads.complete_handoff(handoff_id, delivery.plan, delivery.attempts, elapsed)
+                with self._stage("handoff_complete"):
+                    plan = await self._leads.complete_handoff(handoff_id, delivery.plan, delivery.attempts, elapsed)
                 if plan is not None:
                     await self._announce_handoff(lead_id, handoff_id, "completed", None)
                     if result is not None:

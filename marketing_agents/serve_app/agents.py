@@ -208,6 +208,7 @@ class LeadOrchestratorDeployment:
                 memory=self._memory,
                 short_term=ShortTermMemory(RedisShortTermStore(self._stores.redis()),
                                            TtlPolicy.from_settings(self._settings)),
+                observe_stage=metrics.lead_stage,
             )
         return self._intake
 

@@ -18,6 +18,7 @@ from fastapi import FastAPI, Query
 from ray import serve
 from ray.serve.handle import DeploymentHandle
 
+from marketing_agents import metrics
 from marketing_agents.actors.campaign_agent import CampaignOptimizerAgent
 from marketing_agents.actors.campaign_models import (
     Acknowledgement,
@@ -33,6 +34,7 @@ from marketing_agents.actors.campaign_models import (
     NewCampaign,
     OptimizationList,
     OptimizationRecord,
+    OptimizationStatus,
 )
 from marketing_agents.actors.campaign_optimizer import PerformanceReport
 from marketing_agents.domain import Campaign, CampaignStatus
@@ -89,7 +91,11 @@ class CampaignOptimizerDeployment:
         return await (await self._service()).performance(campaign_id)
 
     async def optimize(self, campaign_id: UUID, dry_run: bool) -> OptimizationRecord:
-        return await (await self._service()).optimize(campaign_id, dry_run)
+        record = await (await self._service()).optimize(campaign_id, dry_run)
+        if not dry_run and record.status is not None:
+            metrics.optimization(record.status.value, [e.kind.value for e in record.decision.escalations]
+                                 if record.status is OptimizationStatus.PROPOSED else [])
+        return record
 
     async def optimizations(self, campaign_id: UUID, limit: int) -> OptimizationList:
         return await (await self._service()).optimizations(campaign_id, limit)
@@ -98,10 +104,14 @@ class CampaignOptimizerDeployment:
         return await (await self._service()).optimization(optimization_id)
 
     async def approve(self, optimization_id: UUID, by: str) -> OptimizationRecord:
-        return await (await self._service()).approve(optimization_id, by)
+        record = await (await self._service()).approve(optimization_id, by)
+        metrics.optimization("approved")
+        return record
 
     async def rollback(self, optimization_id: UUID, by: str) -> OptimizationRecord:
-        return await (await self._service()).rollback(optimization_id, by)
+        record = await (await self._service()).rollback(optimization_id, by)
+        metrics.optimization("rolled_back")
+        return record
 
     async def escalations(self, status: EscalationStatus | None, campaign_id: UUID | None,
                           limit: int) -> EscalationList:

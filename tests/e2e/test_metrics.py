@@ -34,6 +34,9 @@ async def test_handoff_and_delivery_metrics_show_in_the_ray_prometheus_export(ap
     assert total(latency, "ray_mas_handoff_latency_ms_count", outcome="completed") >= 1
     quality = families["ray_mas_handoff_quality"]
     assert total(quality, "ray_mas_handoff_quality_count", accepted="true") >= 1
+    stages = {s.labels["stage"] for s in families["ray_mas_lead_stage_ms"]
+              if s.name == "ray_mas_lead_stage_ms_count" and s.value >= 1}
+    assert stages >= {"admit", "triage", "recall", "handoff_prepare", "store", "handoff_deliver", "handoff_complete"}
     # The first touchpoint is due at once: the dispatcher sends it and counts it.
     await wait_for(lambda: total(scrape(system.metrics_port).get("ray_mas_touchpoints", []),
                                  "ray_mas_touchpoints_total", result="sent") >= 1, timeout_s=60)

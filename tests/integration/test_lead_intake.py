@@ -259,3 +259,18 @@ async def test_unsubscribing_cancels_every_pending_touchpoint_and_withdraws_cons
     assert await pool.fetchval(
         "SELECT count(*) FROM interactions WHERE lead_id = $1 AND type = 'unsubscribe'", lead_id) == 2
     assert await repository.unsubscribe(uuid.uuid4(), None) is None
+
+
+async def test_every_stage_of_an_engaged_lead_is_timed_in_order(repository, redis_client):
+    timed: list[tuple[str, float]] = []
+    agents = InProcessAgents()
+    flow = agents.intake(repository, ShortTermMemory(RedisShortTermStore(redis_client)))
+    flow._observe_stage = lambda stage, ms: timed.append((stage, ms))
+
+    result = await flow.submit(NewLead(**lead_payload(email="timed@acme-robotics.com")))
+
+    assert result.status == "engaged"
+    assert [stage for stage, _ in timed] == ["admit", "triage", "recall", "handoff_prepare", "store",
+                                             "handoff_deliver", "handoff_complete"]
+    assert all(ms >= 0 for _, ms in timed)
+    assert sum(ms for _, ms in timed) <= result.processing_time_ms + 50
