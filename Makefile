@@ -3,7 +3,7 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV   := .venv
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: install run stop test test-unit clean
+.PHONY: install run stop test test-unit bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -24,6 +24,10 @@ test: install ## the whole suite: unit, integration (real stores) and end to end
 
 test-unit: install
 	$(VENV)/bin/pytest tests/unit $(PYTEST_ARGS)
+
+bench: install ## every benchmark in benchmarks/ (each under 10 minutes); results in benchmarks/results/
+	cd benchmarks && for script in bench_optimizer bench_handoff bench_memory bench_batch bench_graph bench_leads; do \
+		echo "== $$script"; ../$(VENV)/bin/python $$script.py || exit 1; done
 
 clean:
 	rm -rf $(VENV) .pytest_cache
