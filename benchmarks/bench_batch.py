@@ -6,8 +6,8 @@ figure), trains a small model, then:
 - anchor: ``Scorer.predict_proba`` over the same rows in this process, no I/O timed (one core);
 - the job: a fresh local Ray head (``ray start --head``, 2 CPUs, its own temp dir) and
   ``ray job submit --working-dir . -- python -m marketing_agents.jobs.batch_score ...``, timed from
-  submission to the job's end, with the peak resident memory of every process of that Ray session
-  (sampled every 0.2 s; shared memory is counted once per process, so the figure errs high);
+  submission to the job's end, with the peak memory (PSS) of every process of that Ray session,
+  sampled every 0.2 s;
 - the job's output compared with the anchor's probabilities row for row.
 
 Targets: the job at least 50 % of two cores' worth of the anchor (rows/s >= 0.5 x 2 x anchor);
@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import secrets
 import shutil
 import subprocess
 import sys
@@ -65,8 +66,10 @@ def anchor(model_dir: Path, files: list[Path]) -> tuple[float, dict[str, float]]
 
 
 class PeakMemory:
-    """The peak of the summed RSS of the processes whose command line names ``marker`` (the Ray session's
-    temp dir) and all their descendants (the workers, the job's driver), each counted once."""
+    """The peak of the summed PSS of the processes whose command line names ``marker`` (the Ray session's
+    temp dir) and all their descendants (the workers, the job's driver), each counted once. PSS splits
+    each shared page (the object store's memory, shared libraries) among the processes that map it,
+    so the sum is the memory the session really holds, where a sum of RSS would count it many times."""
 
     def __init__(self, marker: str) -> None:
         self.marker, self.peak, self._stop = marker, 0, threading.Event()
@@ -82,7 +85,8 @@ class PeakMemory:
                     if self.marker not in " ".join(process.info["cmdline"] or []):
                         continue
                     for member in (process, *process.children(recursive=True)):  # workers are raylet's children
-                        seen.setdefault(member.pid, member.memory_info().rss)
+                        if member.pid not in seen:
+                            seen[member.pid] = member.memory_full_info().pss
                 except psutil.Error:
                     continue
             self.peak = max(self.peak, sum(seen.values()))
@@ -101,7 +105,11 @@ def run_job(input_dir: Path, output_dir: Path, model_dir: Path, work: Path) -> t
     ray_bin = Path(sys.executable).with_name("ray")
     temp_dir = work / "ray"
     dashboard_port = _free_port()
-    env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
+    # Token authentication stays on: the head and the submitting client share a fresh token.
+    env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"} | {
+        "RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": secrets.token_hex(32),
+        # The job's `python` is this environment's, as it is for a user with the venv activated.
+        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"}
     subprocess.run([str(ray_bin), "start", "--head", "--num-cpus", "2", "--port", str(_free_port()),
                     "--dashboard-host", "127.0.0.1", "--dashboard-port", str(dashboard_port),
                     "--temp-dir", str(temp_dir), "--disable-usage-stats"],
