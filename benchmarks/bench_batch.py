@@ -1,7 +1,7 @@
 """Batch scoring through `ray job submit`, against the same model's predict_proba in one process.
 
-Generates N synthetic leads as Parquet (1,000,000 by default; ``--rows 5000000`` for the seed's
-figure), trains a small model, then:
+Generates N synthetic leads as Parquet (the seed's 5,000,000 by default; ``--rows 1000000`` for the
+distributed issue's figure), trains a small model, then:
 
 - anchor: ``Scorer.predict_proba`` over the same rows in this process, no I/O timed (one core);
 - the job: a fresh local Ray head (``ray start --head``, 2 CPUs, its own temp dir) and
@@ -143,7 +143,7 @@ def _free_port() -> int:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--rows", type=int, default=1_000_000, help="leads to score (default 1,000,000)")
+    parser.add_argument("--rows", type=int, default=5_000_000, help="leads to score (default: the seed's 5,000,000)")
     parser.add_argument("--keep", action="store_true", help="keep the generated data and output")
     args = parser.parse_args()
 
