@@ -27,7 +27,8 @@ test-unit: install
 
 bench: install ## every benchmark in benchmarks/ (each under 10 minutes); results in benchmarks/results/
 	cd benchmarks && for script in bench_optimizer bench_handoff bench_memory bench_batch bench_graph bench_leads; do \
-		echo "== $$script"; ../$(VENV)/bin/python $$script.py || exit 1; done
+		echo "== $$script"; ../$(VENV)/bin/python $$script.py || exit 1; done; \
+		../$(VENV)/bin/python report.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache

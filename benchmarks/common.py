@@ -46,4 +46,4 @@ def target(description: str, value: float, threshold: float, *, at_least: bool =
     met = value >= threshold if at_least else value <= threshold
     print(f"  target: {description}: {value:.4g} {'>=' if at_least else '<='} {threshold:g} -> "
           f"{'met' if met else 'MISSED'}")
-    return {"description": description, "value": value, "threshold": threshold, "met": met}
+    return {"description": description, "value": value, "threshold": threshold, "at_least": at_least, "met": met}
