@@ -27,7 +27,7 @@ import threading
 import time
 from pathlib import Path
 
-from common import REPO, RESULTS, target, write_result
+from common import REPO, RESULTS, free_port, target, write_result
 
 CHUNK = 250_000
 
@@ -104,13 +104,13 @@ def run_job(input_dir: Path, output_dir: Path, model_dir: Path, work: Path) -> t
     """Starts a Ray head, submits the job, returns (seconds, peak bytes, job log tail)."""
     ray_bin = Path(sys.executable).with_name("ray")
     temp_dir = work / "ray"
-    dashboard_port = _free_port()
+    dashboard_port = free_port()
     # Token authentication stays on: the head and the submitting client share a fresh token.
     env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"} | {
         "RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": secrets.token_hex(32),
         # The job's `python` is this environment's, as it is for a user with the venv activated.
         "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"}
-    subprocess.run([str(ray_bin), "start", "--head", "--num-cpus", "2", "--port", str(_free_port()),
+    subprocess.run([str(ray_bin), "start", "--head", "--num-cpus", "2", "--port", str(free_port()),
                     "--dashboard-host", "127.0.0.1", "--dashboard-port", str(dashboard_port),
                     "--temp-dir", str(temp_dir), "--disable-usage-stats"],
                    check=True, env=env, capture_output=True, text=True)
@@ -131,14 +131,6 @@ def run_job(input_dir: Path, output_dir: Path, model_dir: Path, work: Path) -> t
         return seconds, memory.peak, job.stdout[-1500:]
     finally:
         subprocess.run([str(ray_bin), "stop", "--force"], env=env, capture_output=True, check=False)
-
-
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def main() -> int:
@@ -173,7 +165,8 @@ def main() -> int:
         per_5m = 5_000_000 / job_rate
         figures = {
             "rows": args.rows, "anchor_seconds": anchor_s, "anchor_rows_per_s": anchor_rate,
-            "job_seconds": job_s, "job_rows_per_s": job_rate, "ratio_to_two_cores_of_anchor": job_rate / (2 * anchor_rate),
+            "job_seconds": job_s, "job_rows_per_s": job_rate,
+            "ratio_to_two_cores_of_anchor": job_rate / (2 * anchor_rate),
             "peak_memory_gib": peak / 2**30, "output_matches": matches, "seconds_for_5m_at_this_rate": per_5m,
             "job_log_tail": log_tail,
         }

@@ -18,7 +18,7 @@ import uuid
 from datetime import UTC, datetime
 from pathlib import Path
 
-from common import target, write_result
+from common import free_port, target, write_result
 
 CONCURRENCY = 32
 
@@ -99,14 +99,6 @@ async def run(ops: int, data_dir: Path, dsn: str, redis_url: str) -> dict:
     return figures
 
 
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--ops", type=int, default=5000, help="operations per measurement (default 5000)")
@@ -115,7 +107,7 @@ def main() -> int:
 
     with tempfile.TemporaryDirectory(prefix="mas-bench-") as tmp:
         postgres = EmbeddedPostgres(Path(tmp) / "pg", "bench")
-        valkey = EmbeddedValkey(Path(tmp) / "valkey", _free_port())
+        valkey = EmbeddedValkey(Path(tmp) / "valkey", free_port())
         try:
             figures = asyncio.run(run(args.ops, Path(tmp), postgres.start(), valkey.start()))
         finally:

@@ -40,15 +40,12 @@ from marketing_agents.actors.campaign_optimizer import PerformanceReport
 from marketing_agents.domain import Campaign, CampaignStatus
 from marketing_agents.domain.campaign import MetricsRow
 from marketing_agents.memory.short_term import ShortTermMemory, TtlPolicy
-from marketing_agents.serve_app.http_errors import ErrorResponse
+from marketing_agents.serve_app.http_errors import ROUTE_ERRORS
 from marketing_agents.settings import get_settings
 from marketing_agents.stores.connections import StoreConnections
 from marketing_agents.stores.postgres_campaigns import PostgresCampaignStore
 from marketing_agents.stores.redis import RedisShortTermStore
 
-ERRORS: dict[int | str, dict[str, Any]] = {
-    status: {"model": ErrorResponse} for status in (400, 404, 409, 413, 415, 422, 500, 503)
-}
 Limit = Annotated[int, Query(ge=1, le=500, description="At most this many items.")]
 Offset = Annotated[int, Query(ge=0, description="Skip this many items (the previous page's next_offset).")]
 EscalationFilter = Annotated[str, Query(pattern="^(open|acknowledged|all)$",
@@ -143,27 +140,28 @@ def add_campaign_routes(app: FastAPI, campaigns: DeploymentHandle | CampaignOpti
     agent: Any = _Remote(campaigns) if isinstance(campaigns, DeploymentHandle) else campaigns
     tags = ["campaigns"]
 
-    @app.post("/api/v1/campaigns", status_code=201, response_model=Campaign, responses=ERRORS, tags=tags,
+    @app.post("/api/v1/campaigns", status_code=201, response_model=Campaign, responses=ROUTE_ERRORS, tags=tags,
               summary="Create a campaign")
     async def create_campaign(new: NewCampaign):
         return await agent.create_campaign(new)
 
-    @app.get("/api/v1/campaigns", response_model=CampaignList, responses=ERRORS, tags=tags,
+    @app.get("/api/v1/campaigns", response_model=CampaignList, responses=ROUTE_ERRORS, tags=tags,
              summary="List campaigns, newest first")
     async def list_campaigns(status: CampaignStatus | None = None, limit: Limit = 100, offset: Offset = 0):
         return await agent.list_campaigns(status, limit, offset)
 
-    @app.get("/api/v1/campaigns/{campaign_id}", response_model=CampaignDetail, responses=ERRORS, tags=tags,
+    @app.get("/api/v1/campaigns/{campaign_id}", response_model=CampaignDetail, responses=ROUTE_ERRORS, tags=tags,
              summary="A campaign with the budget allocation it runs on")
     async def get_campaign(campaign_id: UUID):
         return await agent.get_campaign(campaign_id)
 
-    @app.patch("/api/v1/campaigns/{campaign_id}", response_model=Campaign, responses=ERRORS, tags=tags,
+    @app.patch("/api/v1/campaigns/{campaign_id}", response_model=Campaign, responses=ROUTE_ERRORS, tags=tags,
                summary="Change a campaign's name, status, channels, objective, budget or dates")
     async def update_campaign(campaign_id: UUID, update: CampaignUpdate):
         return await agent.update_campaign(campaign_id, update)
 
-    @app.post("/api/v1/campaigns/{campaign_id}/metrics", response_model=MetricsIngested, responses=ERRORS, tags=tags,
+    @app.post("/api/v1/campaigns/{campaign_id}/metrics", response_model=MetricsIngested, responses=ROUTE_ERRORS,
+              tags=tags,
               summary="Record daily metrics per variant and channel; a day sent again replaces its numbers",
               description="All rows are checked first (clicks <= impressions, conversions <= clicks, money >= 0, "
                           "each channel one of the campaign's); one bad row is a 422 naming it, and then nothing "
@@ -171,49 +169,50 @@ def add_campaign_routes(app: FastAPI, campaigns: DeploymentHandle | CampaignOpti
     async def ingest_metrics(campaign_id: UUID, batch: MetricsBatch):
         return await agent.ingest_metrics(campaign_id, batch.rows)
 
-    @app.get("/api/v1/campaigns/{campaign_id}/performance", response_model=PerformanceReport, responses=ERRORS,
+    @app.get("/api/v1/campaigns/{campaign_id}/performance", response_model=PerformanceReport, responses=ROUTE_ERRORS,
              tags=tags, summary="CTR, CVR, CPA, ROAS and ROI per arm (variant on a channel) and in total")
     async def performance(campaign_id: UUID):
         return await agent.performance(campaign_id)
 
-    @app.post("/api/v1/campaigns/{campaign_id}/optimize", response_model=OptimizationRecord, responses=ERRORS,
+    @app.post("/api/v1/campaigns/{campaign_id}/optimize", response_model=OptimizationRecord, responses=ROUTE_ERRORS,
               tags=tags, summary="Run the optimizer: applied at once, or proposed for approval when it escalates",
               description="With dry_run=true the decision is returned and nothing is stored. The optimizer takes "
                           "one step per day of metrics; a second call for the same day is a 409.")
     async def optimize(campaign_id: UUID, dry_run: bool = False):
         return await agent.optimize(campaign_id, dry_run)
 
-    @app.get("/api/v1/campaigns/{campaign_id}/optimizations", response_model=OptimizationList, responses=ERRORS,
+    @app.get("/api/v1/campaigns/{campaign_id}/optimizations", response_model=OptimizationList, responses=ROUTE_ERRORS,
              tags=tags, summary="The campaign's stored optimizations, newest first")
     async def list_optimizations(campaign_id: UUID, limit: Limit = 50):
         return await agent.optimizations(campaign_id, limit)
 
-    @app.get("/api/v1/optimizations/{optimization_id}", response_model=OptimizationRecord, responses=ERRORS,
+    @app.get("/api/v1/optimizations/{optimization_id}", response_model=OptimizationRecord, responses=ROUTE_ERRORS,
              tags=tags, summary="One stored optimization with its escalations")
     async def read_optimization(optimization_id: UUID):
         return await agent.optimization(optimization_id)
 
     @app.post("/api/v1/optimizations/{optimization_id}/approve", response_model=OptimizationRecord,
-              responses=ERRORS, tags=tags,
+              responses=ROUTE_ERRORS, tags=tags,
               summary="Apply a proposed (escalated) optimization unchanged; acknowledges its escalations")
     async def approve(optimization_id: UUID, actor: ActorNote | None = None):
         return await agent.approve(optimization_id, (actor or ActorNote()).by)
 
     @app.post("/api/v1/optimizations/{optimization_id}/rollback", response_model=OptimizationRecord,
-              responses=ERRORS, tags=tags,
+              responses=ROUTE_ERRORS, tags=tags,
               summary="Restore the allocation from before an optimization; returns the rollback",
               description="Refused with 409 once a later optimization has changed the allocation (the error "
                           "names it): roll that one back first.")
     async def rollback(optimization_id: UUID, actor: ActorNote | None = None):
         return await agent.rollback(optimization_id, (actor or ActorNote()).by)
 
-    @app.get("/api/v1/escalations", response_model=EscalationList, responses=ERRORS, tags=["escalations"],
+    @app.get("/api/v1/escalations", response_model=EscalationList, responses=ROUTE_ERRORS, tags=["escalations"],
              summary="What the optimizer asks people to look at, oldest first")
     async def list_escalations(status: EscalationFilter = "open", campaign_id: UUID | None = None,
                                limit: Limit = 100):
         return await agent.escalations(None if status == "all" else EscalationStatus(status), campaign_id, limit)
 
-    @app.post("/api/v1/escalations/{escalation_id}/acknowledge", response_model=EscalationRecord, responses=ERRORS,
+    @app.post("/api/v1/escalations/{escalation_id}/acknowledge", response_model=EscalationRecord,
+              responses=ROUTE_ERRORS,
               tags=["escalations"], summary="Acknowledge an open escalation")
     async def acknowledge(escalation_id: UUID, acknowledgement: Acknowledgement | None = None):
         ack = acknowledgement or Acknowledgement()

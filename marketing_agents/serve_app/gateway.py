@@ -28,7 +28,12 @@ from marketing_agents.domain import (
 from marketing_agents.memory.consolidator import ConsolidationReport
 from marketing_agents.serve_app.access_control import install_access_control
 from marketing_agents.serve_app.campaigns import add_campaign_routes
-from marketing_agents.serve_app.http_errors import BodyLimit, ErrorResponse, RequireJson, install_error_handlers
+from marketing_agents.serve_app.http_errors import (
+    ROUTE_ERRORS,
+    BodyLimit,
+    RequireJson,
+    install_error_handlers,
+)
 from marketing_agents.serve_app.interactions import add_interaction_routes
 from marketing_agents.serve_app.lead_routes import add_lead_routes
 from marketing_agents.serve_app.mcp_app import install_mcp
@@ -45,11 +50,6 @@ from marketing_agents.serve_app.system_routes import add_system_routes
 from marketing_agents.serve_app.websocket import add_websocket_routes
 from marketing_agents.settings import get_settings
 from marketing_agents.stores.connections import StoreConnections
-
-ERRORS = {
-    status: {"model": ErrorResponse}
-    for status in (400, 404, 409, 413, 415, 422, 500, 503)
-}
 
 IdempotencyKey = Annotated[
     str | None,
@@ -137,25 +137,26 @@ def build_api(gateway: ApiGateway) -> FastAPI:
     @app.post(
         "/api/v1/leads",
         response_model=LeadProcessingResult,
-        responses=ERRORS,
+        responses=ROUTE_ERRORS,
         tags=["leads"],
         summary="Submit a new lead: triage, handoff and a first engagement plan in one call",
     )
     async def create_lead(lead: NewLead, idempotency_key: IdempotencyKey = None):
         return await gateway.submit_lead(lead, idempotency_key)
 
-    @app.get("/api/v1/leads/{lead_id}", response_model=LeadDetail, responses=ERRORS, tags=["leads"],
+    @app.get("/api/v1/leads/{lead_id}", response_model=LeadDetail, responses=ROUTE_ERRORS, tags=["leads"],
              summary="A stored lead with its triage, handoffs and engagement plan")
     async def read_lead(lead_id: UUID):
         return await gateway.get_lead(lead_id)
 
-    @app.post("/api/v1/memory/consolidate", response_model=ConsolidationReport, responses=ERRORS, tags=["memory"],
+    @app.post("/api/v1/memory/consolidate", response_model=ConsolidationReport, responses=ROUTE_ERRORS, tags=["memory"],
               summary="Run the memory consolidator now (it also runs on its own schedule)")
     async def consolidate(as_of: date | None = None):
         return await gateway.consolidate(as_of)
 
-    @app.post("/api/v1/leads/{lead_id}/unsubscribe", response_model=UnsubscribeResult, responses=ERRORS,
-              tags=["leads"], summary="Withdraw consent (all channels, or those given) and stop every pending touchpoint")
+    @app.post("/api/v1/leads/{lead_id}/unsubscribe", response_model=UnsubscribeResult, responses=ROUTE_ERRORS,
+              tags=["leads"],
+              summary="Withdraw consent (all channels, or those given) and stop every pending touchpoint")
     async def unsubscribe(lead_id: UUID, request: UnsubscribeRequest | None = None):
         return await gateway.unsubscribe(lead_id, request or UnsubscribeRequest())
 

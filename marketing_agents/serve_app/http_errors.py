@@ -33,6 +33,12 @@ class ErrorResponse(BaseModel):
     error: ErrorDetail
 
 
+# The error answers every API route documents (OpenAPI): one shape, these statuses.
+ROUTE_ERRORS: dict[int | str, dict[str, Any]] = {
+    status: {"model": ErrorResponse} for status in (400, 404, 409, 413, 415, 422, 500, 503)
+}
+
+
 def error_response(status: int, code: str, message: str, details: Any = None,
                    retry_after_s: int | None = None) -> JSONResponse:
     headers = {"Retry-After": str(retry_after_s)} if retry_after_s is not None else None

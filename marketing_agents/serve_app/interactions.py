@@ -29,13 +29,11 @@ from marketing_agents.domain.feedback import (
     NewInteraction,
 )
 from marketing_agents.memory.short_term import ShortTermMemory, TtlPolicy
-from marketing_agents.serve_app.http_errors import ErrorResponse
+from marketing_agents.serve_app.http_errors import ROUTE_ERRORS
 from marketing_agents.settings import get_settings
 from marketing_agents.stores.connections import StoreConnections
 from marketing_agents.stores.postgres_interactions import InteractionRepository
 from marketing_agents.stores.redis import RedisShortTermStore
-
-ERRORS = {status: {"model": ErrorResponse} for status in (400, 404, 409, 413, 415, 422, 500, 503)}
 
 
 def _shape(body: Any) -> str:
@@ -82,7 +80,7 @@ def add_interaction_routes(app: FastAPI, gateway: Any) -> None:
     @app.post(
         "/api/v1/interactions",
         response_model=InteractionOutcome | InteractionBatchResult,
-        responses=ERRORS,
+        responses=ROUTE_ERRORS,
         tags=["interactions"],
         summary="Record replies, opens, clicks, visits, purchases, unsubscribes: one, or up to 1,000 at once; "
                 "each updates the lead's engagement plan",

@@ -46,11 +46,8 @@ from marketing_agents.domain.lead_views import (
     SortOrder,
 )
 from marketing_agents.domain.triage import TriageCategory
-from marketing_agents.serve_app.http_errors import ErrorResponse
+from marketing_agents.serve_app.http_errors import ROUTE_ERRORS
 
-ERRORS: dict[int | str, dict[str, Any]] = {
-    status: {"model": ErrorResponse} for status in (400, 404, 409, 413, 415, 422, 500, 503)
-}
 BatchIdempotencyKey = Annotated[
     str | None,
     Header(alias="Idempotency-Key", min_length=1, max_length=200, pattern=r"^[\x21-\x7e]+$",
@@ -76,12 +73,12 @@ class _Calls:
 def add_lead_routes(app: FastAPI, orchestrator: DeploymentHandle | Any) -> None:
     leads: Any = _Calls(orchestrator) if isinstance(orchestrator, DeploymentHandle) else orchestrator
 
-    @app.post("/api/v1/leads:batch", response_model=LeadBatchResult, responses=ERRORS, tags=["leads"],
+    @app.post("/api/v1/leads:batch", response_model=LeadBatchResult, responses=ROUTE_ERRORS, tags=["leads"],
               summary=f"Submit up to {MAX_LEAD_BATCH:,} leads, triaged together; one result per lead, in order")
     async def create_leads(batch: LeadBatch, idempotency_key: BatchIdempotencyKey = None):
         return await leads.submit_batch(batch.leads, idempotency_key)
 
-    @app.get("/api/v1/leads", response_model=LeadPage, responses=ERRORS, tags=["leads"],
+    @app.get("/api/v1/leads", response_model=LeadPage, responses=ROUTE_ERRORS, tags=["leads"],
              summary="List leads: filters, a sort and cursor pagination")
     async def list_leads(
         status: LeadStatus | None = None,
@@ -106,18 +103,18 @@ def add_lead_routes(app: FastAPI, orchestrator: DeploymentHandle | Any) -> None:
                 [{**err, "loc": ("query", *err["loc"]), "ctx": None} for err in exc.errors()]) from None
         return await leads.list_leads(query)
 
-    @app.get("/api/v1/leads/{lead_id}/profile", response_model=LeadProfile, responses=ERRORS, tags=["leads"],
+    @app.get("/api/v1/leads/{lead_id}/profile", response_model=LeadProfile, responses=ROUTE_ERRORS, tags=["leads"],
              summary="The lead's long-term profile: behaviour (engagement by channel, score history, last "
                      "activity) and RFM")
     async def lead_profile(lead_id: UUID):
         return await leads.lead_profile(lead_id)
 
-    @app.get("/api/v1/leads/{lead_id}/export", response_model=LeadExport, responses=ERRORS, tags=["leads"],
+    @app.get("/api/v1/leads/{lead_id}/export", response_model=LeadExport, responses=ROUTE_ERRORS, tags=["leads"],
              summary="Everything every memory tier holds about the lead (the right of access)")
     async def export_lead(lead_id: UUID):
         return await leads.export_lead(lead_id)
 
-    @app.delete("/api/v1/leads/{lead_id}", response_model=LeadErasureReport, responses=ERRORS, tags=["leads"],
+    @app.delete("/api/v1/leads/{lead_id}", response_model=LeadErasureReport, responses=ROUTE_ERRORS, tags=["leads"],
                 summary="Erase the lead from every memory tier (the right to be forgotten); says what went where")
     async def erase_lead(lead_id: UUID):
         return await leads.erase_lead(lead_id)

@@ -23,11 +23,8 @@ from ray.serve.handle import DeploymentHandle
 from marketing_agents.domain import utc_now
 from marketing_agents.scoring_models.model import METRICS_FILE
 from marketing_agents.scoring_models.registry import ModelRegistry
-from marketing_agents.serve_app.http_errors import ErrorResponse
+from marketing_agents.serve_app.http_errors import ROUTE_ERRORS
 
-ERRORS: dict[int | str, dict[str, Any]] = {
-    status: {"model": ErrorResponse} for status in (400, 404, 409, 413, 415, 422, 500, 503)
-}
 Version = Annotated[str, Path(max_length=64, description="A registered version, e.g. v0002-20261203T081512Z.",
                               examples=["v0001-20261125T193000Z-synthetic"])]
 
@@ -125,18 +122,18 @@ def add_model_routes(app: FastAPI, models: DeploymentHandle | ModelCatalog | Non
 
     tags = ["models"]
 
-    @app.get("/api/v1/models", response_model=ModelList, responses=ERRORS, tags=tags,
+    @app.get("/api/v1/models", response_model=ModelList, responses=ROUTE_ERRORS, tags=tags,
              summary="Registered scoring model versions with their metrics, and which one is active")
     async def list_models():
         return await call("list_models")
 
     # Declared before /{version}/promote, although "rollback" could never match a version name.
-    @app.post("/api/v1/models/rollback", response_model=ModelChange, responses=ERRORS, tags=tags,
+    @app.post("/api/v1/models/rollback", response_model=ModelChange, responses=ROUTE_ERRORS, tags=tags,
               summary="Re-activate the previously active version")
     async def rollback_model():
         return await call("rollback_model")
 
-    @app.post("/api/v1/models/{version}/promote", response_model=ModelChange, responses=ERRORS, tags=tags,
+    @app.post("/api/v1/models/{version}/promote", response_model=ModelChange, responses=ROUTE_ERRORS, tags=tags,
               summary="Make a registered version the active one (triage uses it from the next lead on)")
     async def promote_model(version: Version):
         return await call("promote_model", version)
