@@ -40,6 +40,7 @@ from marketing_agents.actors.campaign_optimizer import PerformanceReport
 from marketing_agents.domain import Campaign, CampaignStatus
 from marketing_agents.domain.campaign import MetricsRow
 from marketing_agents.memory.short_term import ShortTermMemory, TtlPolicy
+from marketing_agents.serve_app.handles import Remote
 from marketing_agents.serve_app.http_errors import ROUTE_ERRORS
 from marketing_agents.settings import get_settings
 from marketing_agents.stores.connections import StoreConnections
@@ -118,26 +119,11 @@ class CampaignOptimizerDeployment:
         return await (await self._service()).acknowledge(escalation_id, by, note)
 
 
-class _Remote:
-    """The deployment's methods as awaitable calls, so routes need not know where the agent runs."""
-
-    def __init__(self, handle: DeploymentHandle) -> None:
-        self._handle = handle
-
-    def __getattr__(self, name: str):
-        method = getattr(self._handle, name)
-
-        async def call(*args: Any) -> Any:
-            return await method.remote(*args)
-
-        return call
-
-
 def add_campaign_routes(app: FastAPI, campaigns: DeploymentHandle | CampaignOptimizerAgent | None) -> None:
     """Installs the campaign, optimization and escalation routes; none when ``campaigns`` is None."""
     if campaigns is None:
         return
-    agent: Any = _Remote(campaigns) if isinstance(campaigns, DeploymentHandle) else campaigns
+    agent: Any = Remote(campaigns) if isinstance(campaigns, DeploymentHandle) else campaigns
     tags = ["campaigns"]
 
     @app.post("/api/v1/campaigns", status_code=201, response_model=Campaign, responses=ROUTE_ERRORS, tags=tags,

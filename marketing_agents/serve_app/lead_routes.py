@@ -46,6 +46,7 @@ from marketing_agents.domain.lead_views import (
     SortOrder,
 )
 from marketing_agents.domain.triage import TriageCategory
+from marketing_agents.serve_app.handles import Remote
 from marketing_agents.serve_app.http_errors import ROUTE_ERRORS
 
 BatchIdempotencyKey = Annotated[
@@ -55,23 +56,8 @@ BatchIdempotencyKey = Annotated[
 ]
 
 
-class _Calls:
-    """A deployment's methods as plain awaitable calls, so the routes need not know where they run."""
-
-    def __init__(self, handle: DeploymentHandle) -> None:
-        self._handle = handle
-
-    def __getattr__(self, name: str):
-        method = getattr(self._handle, name)
-
-        async def call(*args: Any) -> Any:
-            return await method.remote(*args)
-
-        return call
-
-
 def add_lead_routes(app: FastAPI, orchestrator: DeploymentHandle | Any) -> None:
-    leads: Any = _Calls(orchestrator) if isinstance(orchestrator, DeploymentHandle) else orchestrator
+    leads: Any = Remote(orchestrator) if isinstance(orchestrator, DeploymentHandle) else orchestrator
 
     @app.post("/api/v1/leads:batch", response_model=LeadBatchResult, responses=ROUTE_ERRORS, tags=["leads"],
               summary=f"Submit up to {MAX_LEAD_BATCH:,} leads, triaged together; one result per lead, in order")

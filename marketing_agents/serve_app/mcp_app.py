@@ -19,45 +19,18 @@ from datetime import timedelta
 from typing import Any
 
 from ray import serve
-from ray.exceptions import RayTaskError
 from ray.serve.handle import DeploymentHandle
 
 from marketing_agents.mcp.router import ResourceRouter
 from marketing_agents.memory.actors import memory_manager_on_ray
 from marketing_agents.memory.semantic import SemanticMemory, graph_store_for
 from marketing_agents.scoring_models.registry import ModelRegistry
+from marketing_agents.serve_app.handles import Remote
 from marketing_agents.settings import get_settings
 from marketing_agents.stores.connections import StoreConnections
 from marketing_agents.stores.postgres import LeadRepository
 from marketing_agents.stores.postgres_lead_listing import LeadListing
 from marketing_agents.stores.postgres_lead_reads import LeadReads
-
-
-def unwrap(exc: BaseException) -> BaseException:
-    """An error raised in another replica arrives wrapped by Ray; callers should see the original."""
-    while isinstance(exc, RayTaskError) and exc.cause is not None:
-        exc = exc.cause
-    return exc
-
-
-class Remote:
-    """A deployment's methods as plain awaitable calls that raise the replica's own errors."""
-
-    def __init__(self, handle: DeploymentHandle) -> None:
-        self._handle = handle
-
-    def __getattr__(self, name: str):
-        if name.startswith("_"):
-            raise AttributeError(name)
-        method = getattr(self._handle, name)
-
-        async def call(*args: Any) -> Any:
-            try:
-                return await method.remote(*args)
-            except RayTaskError as exc:
-                raise unwrap(exc) from None
-
-        return call
 
 
 @serve.deployment(name="McpServer")
