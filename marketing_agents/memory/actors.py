@@ -3,10 +3,17 @@
 Every Serve replica and job reaches the same actor per tier by name, so a cluster holds one set of
 database connections per tier instead of one per replica. ``ActorTier`` makes an actor look like the
 tier itself, so the unified memory manager works the same in-process and across the cluster.
+
+A tier operation is far cheaper than an actor call (0.05 ms for a Redis GET against about 0.5 ms for
+the round trip), so ``ActorTier`` sends every call its event loop makes in the same turn as one
+actor call, like a Redis pipeline: a busy replica pays one round trip for many operations, and a
+lone call goes out at once, as it would on its own.
 """
 
 from __future__ import annotations
 
+import asyncio
+import pickle
 from typing import Any
 
 import ray
@@ -43,6 +50,10 @@ async def build_tier(name: str, settings: Settings, stores: StoreConnections) ->
     raise ValueError(f"unknown memory tier '{name}'; known: {', '.join(TIER_NAMES)}")
 
 
+Call = tuple[str, tuple, dict]
+Outcome = tuple[bool, Any]  # (True, result) or (False, the exception it raised)
+
+
 @ray.remote(num_cpus=0, max_restarts=-1, max_task_retries=0)
 class MemoryTierActor:
     def __init__(self, tier: str, settings: Settings | None = None) -> None:
@@ -51,33 +62,94 @@ class MemoryTierActor:
         self._stores = StoreConnections(self._settings)
         self._tier: Any = None
 
-    async def invoke(self, method: str, *args: Any, **kwargs: Any) -> Any:
+    async def invoke_many(self, calls: list[Call]) -> list[Outcome]:
+        """Runs a batch of calls concurrently; each caller gets its own result or its own exception."""
         if self._tier is None:
             self._tier = await build_tier(self._name, self._settings, self._stores)
-        if method.startswith("_") or not callable(getattr(self._tier, method, None)):
-            raise AttributeError(f"memory tier '{self._name}' has no method '{method}'")
-        return await getattr(self._tier, method)(*args, **kwargs)
+        return list(await asyncio.gather(*(self._invoke(method, args, kwargs) for method, args, kwargs in calls)))
+
+    async def _invoke(self, method: str, args: tuple, kwargs: dict) -> Outcome:
+        try:
+            if method.startswith("_") or not callable(getattr(self._tier, method, None)):
+                raise AttributeError(f"memory tier '{self._name}' has no method '{method}'")
+            return True, await getattr(self._tier, method)(*args, **kwargs)
+        except Exception as exc:  # noqa: BLE001 - handed back to the one caller it belongs to
+            return False, _portable(exc)
+
+
+def _portable(exc: Exception) -> Exception:
+    """The exception itself when it survives the trip back to the caller, else one that names it."""
+    try:
+        pickle.loads(pickle.dumps(exc))
+    except Exception:  # noqa: BLE001 - any exception that cannot be rebuilt on the other side
+        return RuntimeError(f"{type(exc).__name__}: {exc}")
+    return exc
 
 
 class ActorTier:
-    """A tier actor behind the tier's own interface: ``await tier.profile(lead_id)``."""
+    """A tier actor behind the tier's own interface: ``await tier.profile(lead_id)``.
+
+    Calls made in one turn of the caller's event loop travel together (at most ``MAX_BATCH``), and
+    each caller still gets exactly its own answer. A caller that stops waiting (a recall deadline)
+    simply leaves its answer unread.
+    """
+
+    MAX_BATCH = 256
 
     def __init__(self, handle: ray.actor.ActorHandle) -> None:
         self._handle = handle
+        self._waiting: dict[asyncio.AbstractEventLoop, list[tuple[Call, asyncio.Future]]] = {}
+        self._sending: set[asyncio.Task] = set()
 
     def __getattr__(self, method: str):
         if method.startswith("_"):
             raise AttributeError(method)
 
         async def call(*args: Any, **kwargs: Any):
-            try:
-                return await self._handle.invoke.remote(method, *args, **kwargs)
-            except (RayActorError, ActorUnavailableError) as exc:
-                # The tier's actor died or is restarting (its node went away): to callers that is a
-                # store they cannot reach for a moment, which each of them already knows how to handle.
-                raise StorageError(f"memory tier actor unavailable for {method}: {type(exc).__name__}") from exc
+            loop = asyncio.get_running_loop()
+            answer = loop.create_future()
+            waiting = self._waiting.setdefault(loop, [])
+            if not waiting:
+                loop.call_soon(self._send, loop)
+            waiting.append(((method, args, kwargs), answer))
+            if len(waiting) >= self.MAX_BATCH:
+                self._send(loop)
+            return await answer
 
         return call
+
+    def _send(self, loop: asyncio.AbstractEventLoop) -> None:
+        batch = self._waiting.pop(loop, None)
+        if batch:
+            task = loop.create_task(self._deliver(batch))
+            self._sending.add(task)
+            task.add_done_callback(self._sending.discard)
+
+    async def _deliver(self, batch: list[tuple[Call, asyncio.Future]]) -> None:
+        try:
+            outcomes = await self._handle.invoke_many.remote([call for call, _ in batch])
+        except (RayActorError, ActorUnavailableError) as exc:
+            # The tier's actor died or is restarting (its node went away): to callers that is a
+            # store they cannot reach for a moment, which each of them already knows how to handle.
+            for (method, _, _), answer in batch:
+                _settle(answer, False, StorageError(
+                    f"memory tier actor unavailable for {method}: {type(exc).__name__}"))
+            return
+        except Exception as exc:  # noqa: BLE001 - e.g. an argument that cannot be serialised: every caller hears it
+            for _, answer in batch:
+                _settle(answer, False, exc)
+            return
+        for (_, answer), (ok, value) in zip(batch, outcomes, strict=True):
+            _settle(answer, ok, value)
+
+
+def _settle(answer: asyncio.Future, ok: bool, value: Any) -> None:
+    if answer.done():  # the caller stopped waiting
+        return
+    if ok:
+        answer.set_result(value)
+    else:
+        answer.set_exception(value)
 
 
 def tier_actor(name: str, settings: Settings | None = None, namespace: str = "marketing_agents") -> ActorTier:

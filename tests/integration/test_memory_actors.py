@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -48,3 +49,16 @@ async def test_every_caller_shares_one_actor_per_tier(cluster, migrated):
 async def test_an_unknown_tier_method_is_refused_by_name(cluster, migrated):
     with pytest.raises(AttributeError, match="has no method 'drop_everything'"):
         await tier_actor("short_term", migrated.settings()).drop_everything()
+
+
+async def test_calls_sent_together_each_get_their_own_answer(cluster, migrated):
+    """Concurrent calls travel as one actor call; a failing one fails alone, the others still land."""
+    short_term = tier_actor("short_term", migrated.settings())
+    lead_ids = [uuid.uuid4() for _ in range(40)]
+    await asyncio.gather(*(short_term.cache_context(lead_id, {"n": n}) for n, lead_id in enumerate(lead_ids)))
+
+    answers = await asyncio.gather(*(short_term.context(lead_id) for lead_id in lead_ids),
+                                   short_term.drop_everything(), return_exceptions=True)
+
+    assert [answer["n"] for answer in answers[:-1]] == list(range(40))
+    assert isinstance(answers[-1], AttributeError) and "drop_everything" in str(answers[-1])
