@@ -11,7 +11,7 @@ from functools import cache
 
 import ray
 
-# Milliseconds: a handoff by reference takes about one, a retried one seconds.
+# Milliseconds: a handoff takes about one, a retried one seconds.
 LATENCY_MS_BOUNDARIES = [0.5, 1, 2, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000, 30000]
 QUALITY_BOUNDARIES = [0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0]
 

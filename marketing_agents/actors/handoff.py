@@ -94,8 +94,8 @@ class HandoffOrchestrator:
         """Packages and scores; the record is what gets persisted before anything is sent."""
         package = self.build_package(lead, triage, provenance, now, memory=memory)
         quality = self.assess(package, now)
-        size = len(package.model_dump_json().encode())
-        return PreparedHandoff(package, self.record(package, quality, size, now, accepted=self.accepts(quality)))
+        return PreparedHandoff(package, self.record(package, quality, package_bytes(package), now,
+                                                    accepted=self.accepts(quality)))
 
     async def deliver(self, package: HandoffPackage, send: Send) -> Delivery:
         """Sends the package, retrying a failing or hanging receiver with backoff.
@@ -181,7 +181,7 @@ class HandoffOrchestrator:
         self, package: HandoffPackage, quality: HandoffQuality, package_bytes: int, now: datetime, accepted: bool
     ) -> HandoffRecord:
         if accepted:
-            reason = f"quality {quality.score:.2f} meets the minimum {self.min_quality:.2f}; sent by reference"
+            reason = f"quality {quality.score:.2f} meets the minimum {self.min_quality:.2f}"
         else:
             failures = [f"{name} is {value:.2f}" for name, value in _poor_dimensions(quality)]
             if quality.score < self.min_quality:
@@ -202,6 +202,11 @@ class HandoffOrchestrator:
 
     def accepts(self, quality: HandoffQuality) -> bool:
         return quality.score >= self.min_quality and not _poor_dimensions(quality)
+
+
+def package_bytes(package: HandoffPackage) -> int:
+    """The package's size as stored and as it travels (its JSON), which decides how it travels."""
+    return len(package.model_dump_json().encode())
 
 
 def _ms_since(started: float) -> float:

@@ -63,6 +63,6 @@ class HandoffRecord(DomainModel):
     status: HandoffStatus
     quality: HandoffQuality
     reason: Text
-    package_bytes: int = Field(ge=0, description="Size of the serialized package passed by reference.")
+    package_bytes: int = Field(ge=0, description="Size of the package as JSON; above 100 KiB it travels by reference through the object store.")
     created_at: datetime
     completed_at: datetime | None = None

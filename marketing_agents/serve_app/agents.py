@@ -9,12 +9,10 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 from uuid import UUID
 
-import ray
 from ray import serve
 from ray.serve.handle import DeploymentHandle
 
@@ -60,6 +58,7 @@ from marketing_agents.memory.semantic import SemanticMemory, graph_store_for
 from marketing_agents.memory.short_term import ShortTermMemory, TtlPolicy
 from marketing_agents.scoring_models import ModelRegistry
 from marketing_agents.serve_app.model_routes import ModelCatalog, ModelChange, ModelList
+from marketing_agents.serve_app.package_transfer import PackageTransfer
 from marketing_agents.settings import get_settings
 from marketing_agents.stores.connections import StoreConnections
 from marketing_agents.stores.postgres import LeadRepository
@@ -67,14 +66,6 @@ from marketing_agents.stores.postgres_lead_listing import LeadListing
 from marketing_agents.stores.redis import RedisShortTermStore
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class PackageRef:
-    """A handoff package by reference: the receiver reads it from the object store, no copy in the call."""
-
-    handoff_id: UUID
-    ref: ray.ObjectRef
 
 
 @serve.deployment(name="TriageAgent")
@@ -134,8 +125,8 @@ class EngagementAgentDeployment:
         self._rewriter = MessageRewriter(s.llm_rewriter_url, s.llm_rewriter_model, s.llm_api_key,
                                          s.llm_rewriter_timeout_s) if s.llm_rewriter_url else None
 
-    async def plan(self, package_ref: PackageRef) -> EngagementPlan:
-        package = await package_ref.ref
+    async def plan(self, transfer: PackageTransfer) -> EngagementPlan:
+        package = await transfer.open()
         plan = self._agent.plan(package, utc_now())
         if self._rewriter is not None:
             plan = await self._rewriter.rewrite(plan, package.lead)
@@ -158,9 +149,10 @@ class HandoffOrchestratorDeployment:
         return prepared
 
     async def deliver(self, package: HandoffPackage) -> Delivery:
+        transfer = PackageTransfer.of(package)  # once: every attempt sends the same transfer
+
         async def send(package: HandoffPackage) -> EngagementPlan:
-            # By reference: the receiver reads the package from the object store.
-            return await self._engagement.plan.remote(PackageRef(handoff_id=package.handoff_id, ref=ray.put(package)))
+            return await self._engagement.plan.remote(transfer)
 
         delivery = await self._orchestrator.deliver(package, send)
         metrics.handoff_delivered(delivery.plan is not None, delivery.attempts, delivery.latency_ms, package.to_agent)
