@@ -12,8 +12,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-import pandas as pd
-
 from marketing_agents.domain import Lead
 from marketing_agents.domain.triage import LeadEnrichment
 
@@ -62,7 +60,7 @@ class ActiveModel:
         return self.many([(lead, enrichment)])[0]
 
     def many(self, leads: list[tuple[Lead, LeadEnrichment]]) -> list[ModelOpinion | None]:
-        """The active model's opinion of each lead, from one scoring call over all of them (one frame)."""
+        """The active model's opinion of each lead, from one scoring call over all of them."""
         from marketing_agents.scoring_models import ModelNotFoundError
 
         try:
@@ -71,10 +69,7 @@ class ActiveModel:
             return [None] * len(leads)
         if not leads:
             return []
-        rows = [lead_features(lead, enrichment) for lead, enrichment in leads]
-        frame = pd.DataFrame([{column: row.get(column) for column in scorer.feature_columns} for row in rows])
-        scored = scorer.score_frame(frame, explain=True, top=3)
-        return [ModelOpinion(probability=float(row["probability"]), version=scorer.version,
-                             synthetic=scorer.synthetic, factors_for=str(row["top_factors_for"] or ""),
-                             factors_against=str(row["top_factors_against"] or ""))
-                for row in scored.to_dict("records")]
+        scored = scorer.score_rows([lead_features(lead, enrichment) for lead, enrichment in leads], top=3)
+        return [ModelOpinion(probability=row.probability, version=scorer.version, synthetic=scorer.synthetic,
+                             factors_for=row.top_factors_for, factors_against=row.top_factors_against)
+                for row in scored]

@@ -19,6 +19,7 @@ out. Loading ``model.joblib`` unpickles it: load only models you (or your regist
 
 from __future__ import annotations
 
+import copy
 import json
 import math
 import time
@@ -33,6 +34,7 @@ import scipy.sparse as sp
 from marketing_agents.scoring_models.data import check_id_column
 from marketing_agents.scoring_models.errors import FeatureError, ModelNotFoundError
 from marketing_agents.scoring_models.features import LINEAR, FeatureSpec, source_slices
+from marketing_agents.scoring_models.row_encoder import RowEncoder
 from marketing_agents.scoring_models.threads import limited_threads
 
 MODEL_FILE = "model.joblib"
@@ -109,13 +111,16 @@ class LeadScoringModel:
 
     def _contributions(self, frame: pd.DataFrame) -> np.ndarray:
         base = self.base
-        encoded = base["encode"].transform(base["prepare"].transform(frame))
+        return self.contributions_of_encoded(base["encode"].transform(base["prepare"].transform(frame)))
+
+    def contributions_of_encoded(self, encoded) -> np.ndarray:
+        """:meth:`contributions` of rows already through the pipeline's prepare and encode steps."""
         if self.kind == LINEAR:
             product = encoded @ self.weights
             product = product.toarray() if sp.issparse(product) else np.asarray(product)
             return product - self.offsets
         encoded = np.asarray(encoded, dtype=np.float64)
-        model = base["model"]
+        model = self.base["model"]
         full = model.decision_function(encoded)
         n, m = len(encoded), len(self.slices)
         out = np.empty((n, m))
@@ -130,11 +135,23 @@ class LeadScoringModel:
             out[:, first:first + len(group)] = (full[None, :] - occluded).T
         return out
 
+    def probability_of_encoded(self, encoded: np.ndarray) -> np.ndarray:
+        """:meth:`probability` of encoded rows: the calibrator applied to the final estimator's output,
+        by the calibrated classifier's own code with the fitted model in place of the whole pipeline."""
+        calibrated = copy.copy(self.calibrated.calibrated_classifiers_[0])
+        calibrated.estimator = self.base["model"]
+        return calibrated.predict_proba(encoded)[:, 1]
+
     def explain(self, frame: pd.DataFrame, top: int = TOP_FACTORS) -> tuple[list[str], list[str]]:
         """Per row, ``"; "``-joined strings of the ``top`` factors for and against conversion."""
         contributions = self.contributions(frame)
         coerced = self.base["prepare"].transform(frame)
-        shown = [_display(coerced[name], name in self.spec.numeric) for name in self.spec.columns]
+        shown = [_display(coerced[name].to_numpy(), name in self.spec.numeric) for name in self.spec.columns]
+        return self.factors(contributions, shown, top)
+
+    def factors(self, contributions: np.ndarray, shown: list[list[str]], top: int = TOP_FACTORS,
+                ) -> tuple[list[str], list[str]]:
+        """The factor strings of each row from its contributions and its values as shown (per column)."""
         names = self.spec.columns
         order = np.argsort(-contributions, axis=1, kind="stable")
         k = min(top, contributions.shape[1])
@@ -150,12 +167,19 @@ class LeadScoringModel:
         return factors_for, factors_against
 
 
-def _display(column: pd.Series, numeric: bool) -> list[str]:
+def _display(values, numeric: bool) -> list[str]:
     if numeric:
         return ["missing" if math.isnan(v) else (str(int(v)) if v.is_integer() and abs(v) < 1e15 else f"{v:.4g}")
-                for v in column.to_numpy(dtype=np.float64)]
+                for v in np.asarray(values, dtype=np.float64)]
     return ["missing" if not isinstance(v, str) else (v if len(v) <= 40 else v[:37] + "...")
-            for v in column.to_numpy(dtype=object)]
+            for v in np.asarray(values, dtype=object)]
+
+
+@dataclass(frozen=True)
+class RowScore:
+    probability: float
+    top_factors_for: str
+    top_factors_against: str
 
 
 class Scorer:
@@ -165,6 +189,7 @@ class Scorer:
         self.model = model
         self.metadata = metadata
         self.directory = directory
+        self._row_encoder: RowEncoder | None = None
 
     @classmethod
     def load(cls, directory: str | Path) -> Scorer:
@@ -189,6 +214,25 @@ class Scorer:
     def predict_proba(self, frame: pd.DataFrame) -> np.ndarray:
         """Calibrated conversion probability per row (1-d)."""
         return self.model.probability(frame)
+
+    def score_rows(self, rows: list[dict], top: int = TOP_FACTORS) -> list[RowScore]:
+        """What :meth:`score_frame` says of each row, for a few rows given as dicts: the online path.
+
+        No DataFrame is built and each column's encoding is remembered per value (see
+        ``row_encoder``), so one lead takes well under a millisecond instead of about 20.
+        """
+        if self._row_encoder is None:
+            self._row_encoder = RowEncoder(self.model.base["encode"], self.model.spec)
+        coerced = [self._row_encoder.coerce(row) for row in rows]
+        with limited_threads():
+            encoded = self._row_encoder.encode(coerced)
+            probability = self.model.probability_of_encoded(encoded)
+            contributions = self.model.contributions_of_encoded(encoded)
+        numeric = set(self.model.spec.numeric)
+        shown = [_display([values[j] for values in coerced], name in numeric)
+                 for j, name in enumerate(self.feature_columns)]
+        factors_for, factors_against = self.model.factors(contributions, shown, top)
+        return [RowScore(float(p), f, a) for p, f, a in zip(probability, factors_for, factors_against, strict=True)]
 
     def score_frame(self, frame: pd.DataFrame, id_column: str | None = None, *, explain: bool = True,
                     top: int = TOP_FACTORS, batch_size: int = 50_000) -> pd.DataFrame:
