@@ -128,13 +128,14 @@ async def score_table(model: str | None, page_size: int, actors: int, say, limit
     import ray
 
     from marketing_agents.settings import get_settings
+    from marketing_agents.stores.connection_budget import budgeted
     from marketing_agents.stores.lead_scores import LeadScoreStore
     from marketing_agents.stores.postgres import create_pool
 
     scorer = _resolve_model(model)
     model_ref = ray.put(scorer)
     scorers = [ray.remote(num_cpus=ACTOR_CPUS)(ScoreBatch).remote(model_ref, None) for _ in range(actors)]
-    pool = await create_pool(get_settings().model_copy(update={"postgres_pool_size": 2}))
+    pool = await create_pool(budgeted(get_settings(), "batch-job"))
     store = LeadScoreStore(pool)
     started, rows = time.perf_counter(), 0
     try:

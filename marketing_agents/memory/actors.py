@@ -26,6 +26,7 @@ from marketing_agents.memory.manager import UnifiedMemoryManager
 from marketing_agents.memory.semantic import SemanticMemory, graph_store_for
 from marketing_agents.memory.short_term import ShortTermMemory, TtlPolicy
 from marketing_agents.settings import Settings, get_settings
+from marketing_agents.stores.connection_budget import budgeted
 from marketing_agents.stores.connections import StoreConnections
 from marketing_agents.stores.postgres import LeadErasure
 from marketing_agents.stores.postgres_episodic import PostgresEpisodicStore
@@ -58,7 +59,7 @@ Outcome = tuple[bool, Any]  # (True, result) or (False, the exception it raised)
 class MemoryTierActor:
     def __init__(self, tier: str, settings: Settings | None = None) -> None:
         self._name = tier
-        self._settings = settings or get_settings()
+        self._settings = budgeted(settings or get_settings(), f"memory-{tier}")
         self._stores = StoreConnections(self._settings)
         self._tier: Any = None
 

@@ -60,6 +60,7 @@ from marketing_agents.scoring_models import ModelRegistry
 from marketing_agents.serve_app.model_routes import ModelCatalog, ModelChange, ModelList
 from marketing_agents.serve_app.package_transfer import PackageTransfer
 from marketing_agents.settings import get_settings
+from marketing_agents.stores.connection_budget import budgeted
 from marketing_agents.stores.connections import StoreConnections
 from marketing_agents.stores.postgres import LeadRepository
 from marketing_agents.stores.postgres_lead_listing import LeadListing
@@ -75,7 +76,7 @@ class TriageAgentDeployment:
 
     async def __init__(self) -> None:
         s = get_settings()
-        self._stores = StoreConnections(s.model_copy(update={"postgres_pool_size": 2}))
+        self._stores = StoreConnections(budgeted(s, "TriageAgent"))
         pool = await self._stores.pool()
         # Industry spellings come from the knowledge graph, read once per replica.
         graph = graph_store_for(s, pool)
@@ -162,7 +163,7 @@ class HandoffOrchestratorDeployment:
 @serve.deployment(name="LeadOrchestrator")
 class LeadOrchestratorDeployment:
     async def __init__(self, triage: DeploymentHandle, handoff: DeploymentHandle) -> None:
-        self._settings = get_settings()
+        self._settings = budgeted(get_settings(), "LeadOrchestrator")
         self._stores = StoreConnections(self._settings)
         self._triage = triage
         self._handoff = handoff

@@ -43,6 +43,7 @@ from marketing_agents.memory.short_term import ShortTermMemory, TtlPolicy
 from marketing_agents.serve_app.handles import Remote
 from marketing_agents.serve_app.http_errors import ROUTE_ERRORS
 from marketing_agents.settings import get_settings
+from marketing_agents.stores.connection_budget import budgeted
 from marketing_agents.stores.connections import StoreConnections
 from marketing_agents.stores.postgres_campaigns import PostgresCampaignStore
 from marketing_agents.stores.redis import RedisShortTermStore
@@ -58,7 +59,7 @@ class CampaignOptimizerDeployment:
     """Each method is the agent's method of the same name; stores open on first use."""
 
     def __init__(self) -> None:
-        self._settings = get_settings().model_copy(update={"postgres_pool_size": 4})
+        self._settings = budgeted(get_settings(), "CampaignOptimizer")
         self._stores = StoreConnections(self._settings)
         self._agent: CampaignOptimizerAgent | None = None
 

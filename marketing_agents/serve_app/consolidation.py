@@ -16,6 +16,7 @@ from marketing_agents.errors import Conflict
 from marketing_agents.memory.consolidator import ConsolidationReport, build_consolidator
 from marketing_agents.memory.short_term import ShortTermMemory, TtlPolicy
 from marketing_agents.settings import get_settings
+from marketing_agents.stores.connection_budget import budgeted
 from marketing_agents.stores.connections import StoreConnections
 from marketing_agents.stores.redis import RedisShortTermStore
 
@@ -27,7 +28,7 @@ LOCK_TTL_S = 15 * 60
 @serve.deployment(name="MemoryConsolidator")
 class MemoryConsolidatorDeployment:
     async def __init__(self) -> None:
-        self._settings = get_settings().model_copy(update={"postgres_pool_size": 4})
+        self._settings = budgeted(get_settings(), "MemoryConsolidator")
         self._stores = StoreConnections(self._settings)
         self._schedule = (asyncio.get_running_loop().create_task(self._every(self._settings.consolidate_every_s))
                           if self._settings.consolidate_every_s else None)

@@ -19,6 +19,7 @@ from marketing_agents.domain import Channel
 from marketing_agents.errors import StorageError
 from marketing_agents.memory.short_term import ShortTermMemory, TtlPolicy
 from marketing_agents.settings import Settings, get_settings
+from marketing_agents.stores.connection_budget import budgeted
 from marketing_agents.stores.connections import StoreConnections
 from marketing_agents.stores.redis import RedisShortTermStore
 
@@ -55,7 +56,7 @@ async def announce(short_term: ShortTermMemory, report: DispatchReport) -> None:
 @serve.deployment(name="TouchpointDispatcher")
 class TouchpointDispatcherDeployment:
     async def __init__(self) -> None:
-        self._settings = get_settings().model_copy(update={"postgres_pool_size": 4})
+        self._settings = budgeted(get_settings(), "TouchpointDispatcher")
         self._stores = StoreConnections(self._settings)
         self._dispatcher: Dispatcher | None = None
         self._short_term: ShortTermMemory | None = None

@@ -49,6 +49,7 @@ from marketing_agents.serve_app.status import (
 from marketing_agents.serve_app.system_routes import add_system_routes
 from marketing_agents.serve_app.websocket import add_websocket_routes
 from marketing_agents.settings import get_settings
+from marketing_agents.stores.connection_budget import budgeted
 from marketing_agents.stores.connections import StoreConnections
 
 IdempotencyKey = Annotated[
@@ -79,7 +80,7 @@ class ApiGateway:
         self._consolidator = consolidator
         settings = get_settings()
         # The gateway only pings the stores; two connections are plenty.
-        self._stores = StoreConnections(settings.model_copy(update={"postgres_pool_size": 2}))
+        self._stores = StoreConnections(budgeted(settings, "ApiGateway"))
         self._max_body_bytes = settings.max_body_bytes
 
     def __serve_build_asgi_app__(self) -> FastAPI:

@@ -31,6 +31,7 @@ from marketing_agents.domain.feedback import (
 from marketing_agents.memory.short_term import ShortTermMemory, TtlPolicy
 from marketing_agents.serve_app.http_errors import ROUTE_ERRORS
 from marketing_agents.settings import get_settings
+from marketing_agents.stores.connection_budget import budgeted
 from marketing_agents.stores.connections import StoreConnections
 from marketing_agents.stores.postgres_interactions import InteractionRepository
 from marketing_agents.stores.redis import RedisShortTermStore
@@ -52,7 +53,7 @@ InteractionsRequest = Annotated[
 class EngagementFeedbackDeployment:
     def __init__(self) -> None:
         # Items of a batch are stored one after another; a few connections serve concurrent requests.
-        self._settings = get_settings().model_copy(update={"postgres_pool_size": 10})
+        self._settings = budgeted(get_settings(), "EngagementFeedback")
         self._stores = StoreConnections(self._settings)
         self._feedback: EngagementFeedback | None = None
 

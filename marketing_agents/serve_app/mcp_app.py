@@ -27,6 +27,7 @@ from marketing_agents.memory.semantic import SemanticMemory, graph_store_for
 from marketing_agents.scoring_models.registry import ModelRegistry
 from marketing_agents.serve_app.handles import Remote
 from marketing_agents.settings import get_settings
+from marketing_agents.stores.connection_budget import budgeted
 from marketing_agents.stores.connections import StoreConnections
 from marketing_agents.stores.postgres import LeadRepository
 from marketing_agents.stores.postgres_lead_listing import LeadListing
@@ -42,7 +43,7 @@ class McpServerDeployment:
     """
 
     def __init__(self, orchestrator: DeploymentHandle, campaigns: DeploymentHandle) -> None:
-        self._settings = get_settings().model_copy(update={"postgres_pool_size": 4})
+        self._settings = budgeted(get_settings(), "McpServer")
         self._stores = StoreConnections(self._settings)
         self._orchestrator = Remote(orchestrator)
         self._campaigns = Remote(campaigns)

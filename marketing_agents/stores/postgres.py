@@ -50,6 +50,8 @@ async def create_pool(settings: Settings) -> asyncpg.Pool:
             min_size=min(settings.postgres_pool_min_size, settings.postgres_pool_size),
             max_size=settings.postgres_pool_size,
             command_timeout=settings.postgres_command_timeout_s,
+            # An idle connection goes back to the server soon: a burst must not keep it from others.
+            max_inactive_connection_lifetime=60.0,
             init=init_connection,
         )
     except (OSError, asyncpg.PostgresError) as exc:
