@@ -240,15 +240,19 @@ class LeadIntake:
             )
         if stored.lead_id != lead.id:
             return stored  # a concurrent request with the same key won; its answer is the answer
+        # The events go out while the package travels; the handoff's outcome is announced after them.
+        announced = asyncio.ensure_future(self._announce_stored(lead, triage, prepared))
+        if prepared is not None and prepared.accepted:
+            result = await self._finish_handoff(prepared.package, started, result, announced)
+        await announced
+        await asyncio.gather(self._cache_context(lead, triage, prepared, result), self._remember_score(lead, triage))
+        return result
+
+    async def _announce_stored(self, lead: Lead, triage: TriageResult, prepared: PreparedHandoff | None) -> None:
         await self._announce_triage(lead, triage)
         if prepared is not None:
             await self._announce_handoff(prepared.record.lead_id, prepared.record.id, prepared.record.status.value,
                                          prepared.record.quality.score)
-        if prepared is not None and prepared.accepted:
-            result = await self._finish_handoff(prepared.package, started, result)
-        await self._cache_context(lead, triage, prepared, result)
-        await self._remember_score(lead, triage)
-        return result
 
     async def resume_stalled_handoffs(self, limit: int = 20) -> int:
         """Finishes handoffs left pending by a process that died mid-handoff; returns how many."""
@@ -259,8 +263,12 @@ class LeadIntake:
         return len(packages)
 
     async def _finish_handoff(self, package: HandoffPackage, started: float | None,
-                              result: LeadProcessingResult | None) -> LeadProcessingResult | None:
-        """Delivers a stored package and stores the outcome: fully engaged, or back to review."""
+                              result: LeadProcessingResult | None,
+                              announced: Awaitable[None] | None = None) -> LeadProcessingResult | None:
+        """Delivers a stored package and stores the outcome: fully engaged, or back to review.
+
+        ``announced``: the lead's earlier events, which subscribers must see before the outcome.
+        """
         lead_id, handoff_id = package.lead.id, package.handoff_id
         try:
             with self._stage("handoff_deliver"):
@@ -270,12 +278,16 @@ class LeadIntake:
                 with self._stage("handoff_complete"):
                     plan = await self._leads.complete_handoff(handoff_id, delivery.plan, delivery.attempts, elapsed)
                 if plan is not None:
+                    if announced is not None:
+                        await announced
                     await self._announce_handoff(lead_id, handoff_id, "completed", None)
                     if result is not None:
                         return result.model_copy(update={
                             "status": LeadStatus.ENGAGED, "engagement_plan": plan,
                             "next_actions": plan.next_actions(), "processing_time_ms": elapsed})
             elif await self._leads.dead_letter_handoff(handoff_id, delivery.dead_letter_reason, delivery.attempts):
+                if announced is not None:
+                    await announced
                 await self._announce_handoff(lead_id, handoff_id, "dead_lettered", None)
                 if result is not None:
                     return result.model_copy(update={"status": LeadStatus.NEEDS_REVIEW})
@@ -304,11 +316,14 @@ class LeadIntake:
 
     async def _publish(self, topic: str, lead_id: UUID, event_type: str, payload: dict) -> None:
         """Events only speed others up; the lead is already safe in PostgreSQL, so a failure is logged."""
-        try:
-            await self._short_term.publish(topic, event_type, payload)
-            await self._short_term.publish(f"lead:{lead_id}", event_type, payload)
-        except StorageError as exc:
-            log.warning("lead %s stored but event %s was not announced: %s", lead_id, event_type, exc)
+        outcomes = await asyncio.gather(self._short_term.publish(topic, event_type, payload),
+                                        self._short_term.publish(f"lead:{lead_id}", event_type, payload),
+                                        return_exceptions=True)
+        for outcome in outcomes:
+            if isinstance(outcome, StorageError):
+                log.warning("lead %s stored but event %s was not announced: %s", lead_id, event_type, outcome)
+            elif isinstance(outcome, BaseException):
+                raise outcome
 
     async def _cache_context(self, lead: Lead, triage: TriageResult, prepared: PreparedHandoff | None,
                              result: LeadProcessingResult) -> None:
