@@ -34,6 +34,7 @@ OUTPUT_COLUMNS = ("probability", "lead_score", "model_version")
 # Scoring actors ask for half a CPU each: two of them on a 2-core node still leave a CPU for Ray Data's
 # read and write tasks, which would otherwise wait forever behind actors holding every CPU.
 ACTOR_CPUS = 0.5
+DEFAULT_OBJECT_STORE_MB = 512
 
 
 class ScoreBatch:
@@ -98,9 +99,16 @@ def _read(path: str):
 
 
 def score_files(input_path: str, output_path: str, model: str | None, id_column: str | None,
-                batch_size: int, actors: int) -> JobReport:
+                batch_size: int, actors: int, object_store_mb: int = DEFAULT_OBJECT_STORE_MB) -> JobReport:
     import ray
+    import ray.data
 
+    # Ray Data's own budget is a share of the whole object store (30 % of the machine's memory by
+    # default), and blocks it produces faster than they are written fill it: peak memory then grew
+    # with the input. A fixed budget makes the stream wait instead.
+    context = ray.data.DataContext.get_current()
+    context.execution_options.resource_limits = ray.data.ExecutionResources.for_limits(
+        object_store_memory=object_store_mb * 2**20)
     scorer = _resolve_model(model)
     started = time.perf_counter()
     dataset = _read(input_path)
@@ -185,6 +193,9 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--id", dest="id_column", help="the input's id column, copied to the output (files only)")
     p.add_argument("--batch-size", type=int, default=50_000, help="rows per scoring batch (default 50000)")
     p.add_argument("--actors", type=int, default=2, help=f"scoring actors, {ACTOR_CPUS} CPU each (default 2)")
+    p.add_argument("--object-store-mb", type=int, default=DEFAULT_OBJECT_STORE_MB,
+                   help="files only: object store memory the stream may hold at once, in MiB "
+                        f"(default {DEFAULT_OBJECT_STORE_MB}); lower it on small nodes, raise it for speed")
     p.add_argument("--limit", type=int, help="table:leads only: score at most this many leads in this run")
     p.add_argument("--report", help="also write the job's figures as JSON to this file")
     return p
@@ -199,6 +210,8 @@ def main(argv: list[str] | None = None) -> int:
         parser().error("the only table is table:leads")
     if args.batch_size < 1 or args.actors < 1 or (args.limit is not None and args.limit < 1):
         parser().error("--batch-size, --actors and --limit must be at least 1")
+    if args.object_store_mb < 64:
+        parser().error("--object-store-mb must be at least 64")
     if args.limit is not None and not table_in:
         parser().error("--limit applies to table:leads only")
 
@@ -212,7 +225,8 @@ def main(argv: list[str] | None = None) -> int:
     if table_in:
         report = asyncio.run(score_table(args.model, args.batch_size, args.actors, say, args.limit))
     else:
-        report = score_files(args.input, args.output, args.model, args.id_column, args.batch_size, args.actors)
+        report = score_files(args.input, args.output, args.model, args.id_column, args.batch_size, args.actors,
+                             args.object_store_mb)
     note = " (SYNTHETIC model: not trained on your leads)" if report.synthetic else ""
     say(f"scored {report.rows} rows with model {report.model_version}{note} in {report.seconds:.1f} s "
         f"({report.rows_per_second:,.0f} rows/s) -> {report.output}")
