@@ -421,6 +421,47 @@ def run_step(system: System, path: str, rate: float, seconds: float, warmup: flo
     return step
 
 
+STAGES = ("admit", "triage", "recall", "handoff_prepare", "store", "handoff_deliver", "handoff_complete")
+
+
+def stage_totals(system: System) -> dict[str, tuple[float, float]]:
+    """(sum of ms, count) of each stage of the lead path so far, from Ray's Prometheus export."""
+    import httpx
+    from prometheus_client.parser import text_string_to_metric_families
+
+    text = httpx.get(f"http://127.0.0.1:{system.env['MAS_METRICS_EXPORT_PORT']}/metrics", timeout=10).text
+    sums, counts = defaultdict(float), defaultdict(float)
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if sample.name == "ray_mas_lead_stage_ms_sum":
+                sums[sample.labels["stage"]] += sample.value
+            elif sample.name == "ray_mas_lead_stage_ms_count":
+                counts[sample.labels["stage"]] += sample.value
+    return {stage: (sums[stage], counts[stage]) for stage in counts}
+
+
+def quiet_stage_means(system: System, rate: float, args: argparse.Namespace) -> dict:
+    """Mean ms of each stage while the lead path is lightly loaded: one more step at ``rate``, with the
+    stage histograms read before it and once the export has caught up with every lead of it."""
+    before = stage_totals(system)
+    step = run_step(system, LEADS, rate, args.seconds, args.warmup, f"stages-{secrets.token_hex(3)}")
+    show("stage", step)
+    expected = step["ok"] + int(rate * args.warmup)  # the warm-up's leads go through the stages too
+    deadline, after = time.monotonic() + 60, before
+    while time.monotonic() < deadline:  # Ray exports metrics every few seconds: wait for this step's
+        after = stage_totals(system)
+        if after.get("admit", (0, 0))[1] - before.get("admit", (0, 0))[1] >= expected:
+            break
+        time.sleep(1)
+    delta = {stage: (total - before.get(stage, (0, 0))[0], count - before.get(stage, (0, 0))[1])
+             for stage, (total, count) in after.items()}
+    means = {stage: round(delta[stage][0] / delta[stage][1], 2) for stage in STAGES
+             if stage in delta and delta[stage][1]}
+    return {"offered_rps": rate, "p50_ms": step["p50_ms"], "p99_ms": step["p99_ms"],
+            "server_processing_p50_ms": step["server_processing_p50_ms"],
+            "leads_counted": int(delta.get("admit", (0, 0))[1]), "leads_sent": expected, "mean_ms": means}
+
+
 def sustained(step: dict) -> bool:
     return step["error_rate"] < SUSTAINED_MAX_ERRORS and step["achieved_rps"] >= SUSTAINED_MIN_SHARE * step["offered_rps"]
 
@@ -708,6 +749,12 @@ def main() -> int:
             by_role[entry["role"]].append(Path(entry["file"]))
         profiles = {name: read_profile(paths) for name, paths in sorted(by_role.items())}
         notes = explain(profiled, profiles, anchor, best, at_half, half, noop, leads)
+        print(f"where a lightly loaded lead's time goes, at {lead_rates[0]:g} req/s ...", flush=True)
+        stages = quiet_stage_means(system, lead_rates[0], args)
+        notes.append(f"at {stages['offered_rps']:g} req/s (lead p50 {stages['p50_ms']} ms, inside the "
+                     f"LeadOrchestrator {stages['server_processing_p50_ms']} ms), mean ms per stage, in order "
+                     f"(mas_lead_stage_ms, {stages['leads_counted']} of {stages['leads_sent']} leads exported): "
+                     + ", ".join(f"{name} {ms:.1f}" for name, ms in stages["mean_ms"].items()))
         for line in notes:
             print(f"  note: {line}")
 
@@ -730,6 +777,7 @@ def main() -> int:
                 str(s["offered_rps"]): round(s["p99_ms"] / n["p99_ms"], 2)
                 for s in leads for n in noop if n["offered_rps"] == s["offered_rps"] and s["p99_ms"] and n["p99_ms"]},
             "profiled_step": profiled, "profile": profiles, "py_spy_rate_hz": SPY_RATE,
+            "lead_stages_lightly_loaded": stages,
             "notes": notes,
             "runtime_seconds": round(runtime, 1),
         }
