@@ -25,6 +25,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections import defaultdict
 from pathlib import Path
 
 from common import REPO, RESULTS, free_port, target, write_result
@@ -65,6 +66,15 @@ def anchor(model_dir: Path, files: list[Path]) -> tuple[float, dict[str, float]]
     return seconds, probabilities
 
 
+def _kind(process) -> str:
+    """What a process of the Ray session is, for the breakdown: its title (``ray::ScoreBatch``, ``raylet``)."""
+    cmdline = process.cmdline()
+    if "marketing_agents.jobs.batch_score" in " ".join(cmdline):
+        return "job driver"
+    title = cmdline[0] if cmdline else process.name()
+    return title.split()[0].rsplit("/", 1)[-1][:40] if not title.startswith("ray::") else title.split()[0][:40]
+
+
 class PeakMemory:
     """The peak of the summed PSS of the processes whose command line names ``marker`` (the Ray session's
     temp dir) and all their descendants (the workers, the job's driver), each counted once. PSS splits
@@ -73,23 +83,35 @@ class PeakMemory:
 
     def __init__(self, marker: str) -> None:
         self.marker, self.peak, self._stop = marker, 0, threading.Event()
+        self.at_peak: dict[str, int] = {}
         self._thread = threading.Thread(target=self._run, daemon=True)
 
     def _run(self) -> None:
+        while True:
+            self.sample()
+            if self._stop.wait(0.2):
+                return
+
+    def sample(self) -> int:
+        """One reading: the summed PSS now (and, at a new peak, what each kind of process held)."""
         import psutil
 
-        while not self._stop.wait(0.2):
-            seen: dict[int, int] = {}
-            for process in psutil.process_iter(["cmdline"]):
-                try:
-                    if self.marker not in " ".join(process.info["cmdline"] or []):
-                        continue
-                    for member in (process, *process.children(recursive=True)):  # workers are raylet's children
-                        if member.pid not in seen:
-                            seen[member.pid] = member.memory_full_info().pss
-                except psutil.Error:
+        seen: dict[int, tuple[str, int]] = {}
+        for process in psutil.process_iter(["cmdline"]):
+            try:
+                if self.marker not in " ".join(process.info["cmdline"] or []):
                     continue
-            self.peak = max(self.peak, sum(seen.values()))
+                for member in (process, *process.children(recursive=True)):  # workers are raylet's children
+                    if member.pid not in seen:
+                        seen[member.pid] = (_kind(member), member.memory_full_info().pss)
+            except psutil.Error:
+                continue
+        total = sum(pss for _, pss in seen.values())
+        if total > self.peak:
+            self.peak, self.at_peak = total, defaultdict(int)
+            for kind, pss in seen.values():
+                self.at_peak[kind] += pss
+        return total
 
     def __enter__(self) -> PeakMemory:
         self._thread.start()
@@ -100,8 +122,9 @@ class PeakMemory:
         self._thread.join()
 
 
-def run_job(input_dir: Path, output_dir: Path, model_dir: Path, work: Path) -> tuple[float, int, str]:
-    """Starts a Ray head, submits the job, returns (seconds, peak bytes, job log tail)."""
+def run_job(input_dir: Path, output_dir: Path, model_dir: Path, work: Path) -> tuple[float, PeakMemory, int, str]:
+    """Starts a Ray head, submits the job, returns (seconds, its memory readings, the idle session's
+    bytes, job log tail)."""
     ray_bin = Path(sys.executable).with_name("ray")
     temp_dir = work / "ray"
     dashboard_port = free_port()
@@ -116,6 +139,7 @@ def run_job(input_dir: Path, output_dir: Path, model_dir: Path, work: Path) -> t
                    check=True, env=env, capture_output=True, text=True)
     report = work / "job-report.json"
     try:
+        idle = PeakMemory(str(temp_dir)).sample()  # the session before the job: what any job starts from
         with PeakMemory(str(temp_dir)) as memory:
             started = time.perf_counter()
             job = subprocess.run(
@@ -128,7 +152,7 @@ def run_job(input_dir: Path, output_dir: Path, model_dir: Path, work: Path) -> t
             seconds = time.perf_counter() - started
         if job.returncode != 0:
             raise SystemExit(f"the job failed ({job.returncode}):\n{job.stdout[-3000:]}\n{job.stderr[-3000:]}")
-        return seconds, memory.peak, job.stdout[-1500:]
+        return seconds, memory, idle, job.stdout[-1500:]
     finally:
         subprocess.run([str(ray_bin), "stop", "--force"], env=env, capture_output=True, check=False)
 
@@ -154,10 +178,13 @@ def main() -> int:
         anchor_rate = args.rows / anchor_s
         print(f"anchor: predict_proba over {args.rows:,} rows in one process: {anchor_s:.1f} s "
               f"({anchor_rate:,.0f} rows/s)")
-        job_s, peak, log_tail = run_job(work / "leads", work / "scores", model_dir, work)
+        job_s, memory, idle, log_tail = run_job(work / "leads", work / "scores", model_dir, work)
+        peak = memory.peak
         job_rate = args.rows / job_s
+        at_peak = {kind: round(pss / 2**30, 3) for kind, pss in sorted(memory.at_peak.items(), key=lambda kv: -kv[1])}
         print(f"job: {args.rows:,} rows in {job_s:.1f} s ({job_rate:,.0f} rows/s), peak memory "
-              f"{peak / 2**30:.2f} GiB")
+              f"{peak / 2**30:.2f} GiB (the idle session before it: {idle / 2**30:.2f} GiB); at the peak, GiB: "
+              + ", ".join(f"{kind} {gib}" for kind, gib in list(at_peak.items())[:6]))
         out = pd.read_parquet(work / "scores")
         matches = len(out) == args.rows and bool(np.allclose(
             out["probability"].to_numpy(), np.array([expected[i] for i in out["lead_id"]]), rtol=0, atol=1e-12))
@@ -167,7 +194,8 @@ def main() -> int:
             "rows": args.rows, "anchor_seconds": anchor_s, "anchor_rows_per_s": anchor_rate,
             "job_seconds": job_s, "job_rows_per_s": job_rate,
             "ratio_to_two_cores_of_anchor": job_rate / (2 * anchor_rate),
-            "peak_memory_gib": peak / 2**30, "output_matches": matches, "seconds_for_5m_at_this_rate": per_5m,
+            "peak_memory_gib": peak / 2**30, "idle_session_gib": idle / 2**30, "peak_by_process_gib": at_peak,
+            "output_matches": matches, "seconds_for_5m_at_this_rate": per_5m,
             "job_log_tail": log_tail,
         }
         targets = {
