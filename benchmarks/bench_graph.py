@@ -803,8 +803,7 @@ def cause(name: str, backend: dict, graph: dict) -> str:
                          + (f": the plan expands {expand['details']} into {expand['rows']:,} rows" if expand else "")
                          + f" and {heavy['operator'].split('@')[0]} ({heavy['details']}) costs {heavy['db_hits']:,} "
                          f"db hits; server CPU {row['best_channels']['server_cpu_ms_per_query']:.1f} ms per query against "
-                         f"{anchor['server_cpu_ms_per_query']:.2f} ms for the anchor (anchoring the industry too, "
-                         f"e.g. Expand(Into) from both index seeks, would avoid walking the channels' hubs)")
+                         f"{anchor['server_cpu_ms_per_query']:.2f} ms for the anchor")
     return f"{name}: " + "; ".join(parts)
 
 
