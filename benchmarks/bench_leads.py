@@ -727,6 +727,10 @@ def main() -> int:
 
         print("the lead pipeline: POST /api/v1/leads")
         lead_rates = sorted({*[r for r in rates if r <= anchor["offered_rps"] * 2], half})
+        # First, while no lead has been sent: every lead the export counts from here is this step's.
+        print(f"where a lightly loaded lead's time goes, at {lead_rates[0]:g} req/s ...", flush=True)
+        stages = quiet_stage_means(system, lead_rates[0], args)
+        settle(system)
         leads = ramp(system, "leads", LEADS, lead_rates, args, deadline, disturbed)
         settle(system)
 
@@ -749,8 +753,6 @@ def main() -> int:
             by_role[entry["role"]].append(Path(entry["file"]))
         profiles = {name: read_profile(paths) for name, paths in sorted(by_role.items())}
         notes = explain(profiled, profiles, anchor, best, at_half, half, noop, leads)
-        print(f"where a lightly loaded lead's time goes, at {lead_rates[0]:g} req/s ...", flush=True)
-        stages = quiet_stage_means(system, lead_rates[0], args)
         notes.append(f"at {stages['offered_rps']:g} req/s (lead p50 {stages['p50_ms']} ms, inside the "
                      f"LeadOrchestrator {stages['server_processing_p50_ms']} ms), mean ms per stage, in order "
                      f"(mas_lead_stage_ms, {stages['leads_counted']} of {stages['leads_sent']} leads exported): "
