@@ -80,9 +80,10 @@ _SCORERS: dict[str, ScoreBatch] = {}
 
 
 class ScoreTask:
-    """Scoring as a plain Ray Data task, which Ray Data fuses with the read and the write: one process
-    reads a block, scores it and writes it, and no block crosses the object store between them. Each
-    worker process loads the model once, the first time it is given a block."""
+    """Scoring as a plain Ray Data task rather than an actor pool: no actors hold CPU and memory for
+    the whole job, and Ray Data may fuse the scoring with the read or the write so that a block does
+    not cross the object store between them. Each worker process loads the model once, the first
+    time it is given a block."""
 
     def __init__(self, model, id_column: str | None) -> None:
         self.model, self.id_column = model, id_column

@@ -2,11 +2,12 @@
 
 Ray inlines a call's arguments up to 100 KiB (``max_direct_call_object_size``) and puts anything
 larger in the object store. A package put there by hand costs the receiver a second round trip to
-read it back, about 0.4 ms that a few-kilobyte package does not need; a large package, read by
-reference, costs the same at 10 MB as at 1 MB and is put once however many times a failing
-receiver is retried. So a package rides in the call below Ray's own limit and goes by reference
-above it. The size is the package's JSON, already measured for the handoff record; Ray measures the
-pickled package, a few hundred bytes larger, so the switch comes 4 KiB before Ray's limit.
+read it back, about 0.3 ms that a few-kilobyte package does not need. A large package read by
+reference costs about twice as much at 10 MB as at 100 KB (by value: over three times), and it is
+put once however many times a failing receiver is retried. So a package rides in the call below
+Ray's own limit and goes by reference above it. The size is the package's JSON (the handoff
+record's ``package_bytes``); Ray measures the pickled package, a few hundred bytes larger, so the
+switch comes 4 KiB before Ray's limit.
 """
 
 from __future__ import annotations
