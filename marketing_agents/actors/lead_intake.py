@@ -33,7 +33,7 @@ from marketing_agents.domain import (
 )
 from marketing_agents.domain.lead_views import ItemError, LeadBatchItemResult, LeadBatchResult
 from marketing_agents.errors import LeadExists, MarketingAgentsError, StorageError
-from marketing_agents.memory.manager import UnifiedMemoryManager
+from marketing_agents.memory.manager import MemoryRecall, UnifiedMemoryManager
 from marketing_agents.memory.short_term import ShortTermMemory
 from marketing_agents.stores.postgres import LeadRepository
 
@@ -98,9 +98,12 @@ class LeadIntake:
             admitted = await self._admit(new_lead, idempotency_key)
         if isinstance(admitted, LeadProcessingResult):
             return admitted
+        # Recall needs only the lead, so it runs while the lead is triaged; a lead that triage sends
+        # anywhere but the engagement agent simply does not use it.
+        recalling = self._start_recall(admitted.lead)
         with self._stage("triage"):
             triage = await self._triage(admitted.lead, admitted.duplicate_of)
-        return await self._process(admitted, triage)
+        return await self._process(admitted, triage, recalling)
 
     async def submit_batch(self, items: list[dict[str, Any]], idempotency_key: str | None = None) -> LeadBatchResult:
         """Many leads at once: each validated and admitted on its own, all triaged in one call, then each
@@ -195,16 +198,29 @@ class LeadIntake:
         duplicate_of = await self._leads.lead_id_for_email(lead.email)
         return _Admitted(lead, request_hash, idempotency_key, started, duplicate_of)
 
-    async def _process(self, admitted: _Admitted, triage: TriageResult) -> LeadProcessingResult:
-        """Hands the triaged lead off, stores it all and engages it: the one path every new lead takes."""
+    def _start_recall(self, lead: Lead) -> asyncio.Future[MemoryRecall] | None:
+        if self._memory is None:
+            return None
+        recalling = asyncio.ensure_future(self._memory.recall(lead))
+        recalling.add_done_callback(lambda task: task.cancelled() or task.exception())  # read, if never awaited
+        return recalling
+
+    async def _process(self, admitted: _Admitted, triage: TriageResult,
+                       recalling: Awaitable[MemoryRecall] | None = None) -> LeadProcessingResult:
+        """Hands the triaged lead off, stores it all and engages it: the one path every new lead takes.
+
+        ``recalling``: the lead's memory recall, already under way (else it is recalled here if needed).
+        """
         lead, started = admitted.lead, admitted.started
         provenance = [ProvenanceEntry(agent="LeadOrchestrator", action="received", at=lead.created_at),
                       ProvenanceEntry(agent="TriageAgent", action="triaged", at=triage.triaged_at)]
 
         prepared = None
         if triage.route_to == ENGAGEMENT_AGENT:
-            with self._stage("recall"):
-                recalled = await self._memory.recall(lead) if self._memory else None
+            with self._stage("recall"):  # what is left of it once triage is done
+                if recalling is None and self._memory is not None:
+                    recalling = self._memory.recall(lead)
+                recalled = await recalling if recalling is not None else None
             if recalled is not None:
                 provenance.append(ProvenanceEntry(agent="UnifiedMemoryManager", action="recalled", at=self._clock()))
             memory = recalled.model_dump(mode="json") if recalled else {}
