@@ -43,7 +43,7 @@ async def run(ops: int, data_dir: Path, dsn: str, redis_url: str) -> dict:
     import asyncpg
     import ray
 
-    from marketing_agents.memory.actors import ActorTier, MemoryTierActor
+    from marketing_agents.memory.tier_actors import ActorTier, MemoryTierActor
     from marketing_agents.memory.short_term import ShortTermMemory, TtlPolicy
     from marketing_agents.settings import Settings
     from marketing_agents.stores.connection_budget import pool_size

@@ -171,7 +171,7 @@ def _with_memory(settings: Settings, action):
     """Runs ``action(manager)`` with a unified memory manager over in-process tiers."""
     from pydantic import SecretStr
 
-    from marketing_agents.memory.actors import TIER_NAMES, build_tier
+    from marketing_agents.memory.tier_actors import TIER_NAMES, build_tier
     from marketing_agents.memory.manager import UnifiedMemoryManager
     from marketing_agents.stores.connections import StoreConnections
     from marketing_agents.stores.embedded import postgres_dsn_for, redis_url_for
@@ -283,7 +283,7 @@ def build_parser() -> argparse.ArgumentParser:
     export = verbs.add_parser("export", help="print everything every memory tier holds about a lead, as JSON")
     export.add_argument("lead_id", type=_lead_id, metavar="LEAD_ID")
     export.set_defaults(handler=_export)
-    from marketing_agents.scoring_models.cli_support import add_scoring_verbs
+    from marketing_agents.scoring_cli import add_scoring_verbs
 
     add_scoring_verbs(verbs)
     sim = verbs.add_parser(

@@ -33,7 +33,7 @@ import psutil
 import yaml
 
 import marketing_agents
-from marketing_agents.access import generate_key
+from marketing_agents.domain.access import generate_key
 from marketing_agents.actors.routing import RoutingRules
 from marketing_agents.errors import ConfigError, MarketingAgentsError
 from marketing_agents.serve_app.status import APP_NAME

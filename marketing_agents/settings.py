@@ -48,7 +48,7 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(default=1024 * 1024, ge=1024)
     idempotency_ttl_s: int = Field(default=24 * 3600, ge=60)
 
-    # Access control (marketing_agents/access.py, serve_app/access_control.py). The bootstrap admin key;
+    # Access control (marketing_agents/domain/access.py, serve_app/access_control.py). The bootstrap admin key;
     # `make run` generates one into MAS_DATA_DIR/admin-api-key when unset. Each key may make
     # rate_limit_per_minute requests in any sliding minute: its own limit if it was created with one,
     # else its role's from rate_limits_by_role (JSON, e.g. {"service": 6000}), else this default. A

@@ -10,10 +10,10 @@ from typing import Any
 
 import pytest
 
-from marketing_agents.actors.campaign_agent import CampaignOptimizerAgent
-from marketing_agents.actors.campaign_optimizer import OptimizerPolicy
+from marketing_agents.flows.campaign_optimizer import CampaignOptimizer
+from marketing_agents.domain.optimization import OptimizerPolicy
 from marketing_agents.mcp.router import ResourceRouter
-from marketing_agents.memory.actors import TIER_NAMES, build_tier
+from marketing_agents.memory.tier_actors import TIER_NAMES, build_tier
 from marketing_agents.memory.manager import UnifiedMemoryManager
 from marketing_agents.stores.connections import StoreConnections
 from marketing_agents.stores.postgres_campaigns import PostgresCampaignStore
@@ -36,7 +36,7 @@ def trained_models(tmp_path_factory: pytest.TempPathFactory) -> Path:
 class RouterWorld:
     router: ResourceRouter
     tiers: dict[str, Any]
-    campaigns: CampaignOptimizerAgent
+    campaigns: CampaignOptimizer
     memory: UnifiedMemoryManager
 
 
@@ -53,7 +53,7 @@ async def router_world(migrated, pool, repository, models: Path | None) -> Async
     await graph.store.clear()
     await graph.load_starter_graph()
     intake = InProcessAgents().intake(repository, tiers["short_term"], memory=memory)
-    campaigns = CampaignOptimizerAgent(PostgresCampaignStore(pool), tiers["short_term"], OptimizerPolicy())
+    campaigns = CampaignOptimizer(PostgresCampaignStore(pool), tiers["short_term"], OptimizerPolicy())
     registry = ModelRegistry(models if models is not None else migrated.data_dir / "no-models")
     router = ResourceRouter(leads=repository, listing=LeadListing(pool), reads=LeadReads(pool), campaigns=campaigns, memory=memory, graph=graph,
                             submit=intake.submit, active_scorer=registry.active_scorer,

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from marketing_agents.actors.engagement import EngagementAgent
 from marketing_agents.actors.handoff import HandoffOrchestrator, HandoffRetry
-from marketing_agents.actors.lead_intake import LeadIntake
+from marketing_agents.flows.lead_orchestrator import LeadOrchestrator
 from marketing_agents.actors.triage import TriageAgent, TriageThresholds
 from marketing_agents.domain import utc_now
 from marketing_agents.settings import Settings
@@ -118,5 +118,5 @@ class InProcessAgents:
 
         return await self.orchestrator.deliver(package, send)
 
-    def intake(self, repository, short_term, memory=None) -> LeadIntake:
-        return LeadIntake(self.triage, self.prepare, self.deliver, repository, short_term, memory=memory)
+    def intake(self, repository, short_term, memory=None) -> LeadOrchestrator:
+        return LeadOrchestrator(self.triage, self.prepare, self.deliver, repository, short_term, memory=memory)

@@ -21,7 +21,7 @@ The simulated market (:func:`draw_market`), all of it drawn from the seed:
 
 The strategies, over the same days and rates:
 
-- ``optimizer``: equal shares on day 1; every later morning :class:`CampaignOptimizer` decides from all
+- ``optimizer``: equal shares on day 1; every later morning :class:`AllocationOptimizer` decides from all
   the previous days' metric rows (as :class:`CampaignMetrics`) and its decision is applied. An
   escalated decision is applied too, as if the person it goes to approved it the same morning; the
   escalations are counted in the result (``escalations``, ``days_escalated``). Keeping the previous
@@ -47,13 +47,8 @@ from uuid import UUID
 import numpy as np
 from pydantic import ConfigDict, Field
 
-from marketing_agents.actors.campaign_optimizer import (
-    Allocation,
-    Arm,
-    CampaignOptimizer,
-    OptimizerPolicy,
-    apply_decision,
-)
+from marketing_agents.actors.campaign_allocation import AllocationOptimizer
+from marketing_agents.domain.optimization import Allocation, Arm, OptimizerPolicy, apply_decision
 from marketing_agents.domain import CampaignMetrics, Channel, DomainModel
 
 MIN_RATE, MAX_RATE = 0.005, 0.05
@@ -187,7 +182,7 @@ def simulate(
     cvr = _daily_cvr(market, days, config, drift_rng)
     per_impression = config.cpm / 1000
     budget = per_impression * config.daily_impressions * days
-    optimizer = CampaignOptimizer(policy)
+    optimizer = AllocationOptimizer(policy)
 
     fixed_shares = {
         "equal_split": np.full(arms, 1.0 / arms),

@@ -12,7 +12,6 @@ from importlib import resources
 from uuid import UUID
 
 from marketing_agents.domain import Lead
-from marketing_agents.domain.graph import GraphNode, NodeKind
 from marketing_agents.domain.triage import LeadEnrichment
 
 FREE_EMAIL_DOMAINS = frozenset(
@@ -33,18 +32,6 @@ def countries() -> dict[str, dict[str, str]]:
 
 def size_band(employees: int) -> str:
     return next((band for upper, band in SIZE_BANDS if employees <= upper), "5000+")
-
-
-def industry_synonyms(nodes: list[GraphNode]) -> dict[str, str]:
-    """Every spelling the graph knows for an industry (its name, key and synonyms) -> the industry key."""
-    synonyms: dict[str, str] = {}
-    for node in nodes:
-        if node.kind is not NodeKind.INDUSTRY:
-            continue
-        key = node.id.split(":", 1)[1]
-        for spelling in [key, key.replace("_", " "), node.name, *node.properties.get("synonyms", [])]:
-            synonyms[str(spelling).strip().lower()] = key
-    return synonyms
 
 
 class Enricher:

@@ -54,7 +54,7 @@ class PreparedHandoff:
 
 
 @dataclass(frozen=True)
-class Delivery:
+class HandoffDelivery:
     """What came of sending a package: the receiver's plan, or the errors of every failed attempt."""
 
     plan: EngagementPlan | None
@@ -97,7 +97,7 @@ class HandoffOrchestrator:
         return PreparedHandoff(package, self.record(package, quality, package_bytes(package), now,
                                                     accepted=self.accepts(quality)))
 
-    async def deliver(self, package: HandoffPackage, send: Send) -> Delivery:
+    async def deliver(self, package: HandoffPackage, send: Send) -> HandoffDelivery:
         """Sends the package, retrying a failing or hanging receiver with backoff.
 
         Any exception counts as a failed attempt: a dead replica, a crash in the agent, a timeout. The
@@ -114,8 +114,8 @@ class HandoffOrchestrator:
                 errors.append(f"{type(exc).__name__}: {exc}"[:500])
                 log.warning("handoff %s attempt %d failed: %s", package.handoff_id, attempt + 1, errors[-1])
                 continue
-            return Delivery(plan, attempt + 1, tuple(errors), _ms_since(started))
-        return Delivery(None, self.retry.attempts, tuple(errors), _ms_since(started))
+            return HandoffDelivery(plan, attempt + 1, tuple(errors), _ms_since(started))
+        return HandoffDelivery(None, self.retry.attempts, tuple(errors), _ms_since(started))
 
     def build_package(
         self, lead: Lead, triage: TriageResult, provenance: list[ProvenanceEntry], now: datetime,

@@ -14,14 +14,8 @@ from typing import Any
 
 from marketing_agents.domain import Lead
 from marketing_agents.domain.triage import LeadEnrichment
-
-# Our normalised industries -> the synthetic model's industries.
-INDUSTRY = {"software": "software", "fintech": "financial_services", "insurance": "financial_services",
-            "healthcare": "healthcare", "manufacturing": "manufacturing", "retail": "retail",
-            "education": "education", "logistics": "other", "professional_services": "other", "media": "other"}
-LATAM = frozenset("AR BO BR CL CO CR CU DO EC GT HN MX NI PA PE PR PY SV UY VE".split())
-REGION = {"EMEA": "emea", "APAC": "apac"}
-
+from marketing_agents.scoring_models.errors import ModelNotFoundError
+from marketing_agents.scoring_models.lead_features import lead_features
 
 @dataclass(frozen=True)
 class ModelOpinion:
@@ -30,23 +24,6 @@ class ModelOpinion:
     synthetic: bool
     factors_for: str
     factors_against: str
-
-
-def lead_features(lead: Lead, enrichment: LeadEnrichment) -> dict[str, Any]:
-    from marketing_agents.scoring_models.synthetic import seniority_from_title
-
-    region = "latam" if lead.country in LATAM else REGION.get(enrichment.region, "north_america")
-    return {
-        "industry": INDUSTRY.get(enrichment.industry, "other"),
-        "company_size": lead.company_size,
-        "seniority": seniority_from_title(lead.job_title),
-        "region": region if enrichment.region != "unknown" else None,
-        "source": lead.source,
-        "consented_channels": len(lead.consent.channels()),
-        "email_domain_type": enrichment.email_domain_type,
-        "engagement_events_30d": 0,  # a new lead has done nothing with us yet
-        "days_since_last_activity": 0,  # ... except arrive just now
-    }
 
 
 class ActiveModel:
@@ -61,8 +38,6 @@ class ActiveModel:
 
     def many(self, leads: list[tuple[Lead, LeadEnrichment]]) -> list[ModelOpinion | None]:
         """The active model's opinion of each lead, from one scoring call over all of them."""
-        from marketing_agents.scoring_models import ModelNotFoundError
-
         try:
             scorer = self.registry.active_scorer()
         except ModelNotFoundError:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 from typing import Any
@@ -53,3 +54,22 @@ class Insight(DomainModel):
     support: int = Field(ge=0, description="How many episodes back it.")
     confidence: float = Field(ge=0, le=1)
     evidence: dict[str, Any] = Field(default_factory=dict)
+
+
+# What the consolidator reads of a lead and its interactions to cut them into episodes.
+@dataclass(frozen=True)
+class LeadFacts:
+    lead_id: UUID
+    industry: str
+    company_size: int
+    country: str
+    source: str
+
+
+@dataclass(frozen=True)
+class InteractionFact:
+    id: int
+    type: str
+    channel: str | None
+    value: float
+    occurred_at: datetime

@@ -69,3 +69,15 @@ class ChannelRecommendation(DomainModel):
     channel: GraphNode
     score: float = Field(ge=0.0, le=1.0, description="Product of the industry's and the persona's conversion weights.")
     evidence: list[GraphEdge] = Field(description="The CONVERTS_TO edges that justify the score.")
+
+
+def industry_synonyms(nodes: list[GraphNode]) -> dict[str, str]:
+    """Every spelling the graph knows for an industry (its name, key and synonyms) -> the industry key."""
+    synonyms: dict[str, str] = {}
+    for node in nodes:
+        if node.kind is not NodeKind.INDUSTRY:
+            continue
+        key = node.id.split(":", 1)[1]
+        for spelling in [key, key.replace("_", " "), node.name, *node.properties.get("synonyms", [])]:
+            synonyms[str(spelling).strip().lower()] = key
+    return synonyms

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
-from typing import Literal
+from typing import Any, Literal
 from uuid import UUID
 
-from pydantic import Field
+from pydantic import Field, ValidationError
 
 from marketing_agents.domain.common import DomainModel, Score100, Text
+from marketing_agents.domain.lead import Lead
 
 
 class TriageCategory(StrEnum):
@@ -55,3 +58,34 @@ class TriageResult(DomainModel):
                                             description="The scoring model's calibrated conversion probability.")
     enrichment: LeadEnrichment | None = None
     triaged_at: datetime
+
+
+@dataclass(frozen=True)
+class StoredLead:
+    """A stored lead row as batch scoring and training read it back.
+
+    ``lead`` is None when the row no longer validates as a Lead (left out, for a person to fix);
+    ``enrichment`` is the one triage stored first (the lead as it was scored), None when there is none;
+    ``converted`` is only known to training from conversions.
+    """
+
+    lead_id: UUID
+    lead: Lead | None
+    enrichment: LeadEnrichment | None
+    converted: bool | None = None
+
+    @classmethod
+    def from_row(cls, row: Mapping[str, Any]) -> StoredLead:
+        """From a ``leads`` row with its ``stored_enrichment`` (and ``converted``, when asked for)."""
+        try:
+            lead = Lead.model_validate({key: row[key] for key in Lead.model_fields})
+        except ValidationError:
+            lead = None
+        enrichment = None
+        if row["stored_enrichment"] is not None:
+            try:
+                enrichment = LeadEnrichment.model_validate(row["stored_enrichment"])
+            except ValidationError:
+                enrichment = None
+        converted = row.get("converted")
+        return cls(row["id"], lead, enrichment, None if converted is None else bool(converted))

@@ -160,6 +160,8 @@ async def score_table(model: str | None, page_size: int, actors: int, say, limit
 
     from marketing_agents.settings import get_settings
     from marketing_agents.stores.connection_budget import budgeted
+    from marketing_agents.actors.enrichment import Enricher
+    from marketing_agents.scoring_models.lead_features import model_frame
     from marketing_agents.stores.lead_scores import LeadScoreStore
     from marketing_agents.stores.postgres import create_pool
 
@@ -168,6 +170,7 @@ async def score_table(model: str | None, page_size: int, actors: int, say, limit
     scorers = [ray.remote(num_cpus=ACTOR_CPUS)(ScoreBatch).remote(model_ref, None) for _ in range(actors)]
     pool = await create_pool(budgeted(get_settings(), "batch-job"))
     store = LeadScoreStore(pool)
+    enricher = Enricher()
     started, rows = time.perf_counter(), 0
     try:
         already = await store.scored_by(scorer.version)
@@ -181,10 +184,11 @@ async def score_table(model: str | None, page_size: int, actors: int, say, limit
                 if size <= 0:
                     done = True
                     break
-                page, after = await store.unscored_page(scorer.version, after, size)
+                stored, after = await store.unscored_page(scorer.version, after, size)
                 if after is None:
                     done = True
                     break
+                page = model_frame(stored, enricher.enrich)
                 if not page.empty:
                     pages.append(page)
             results = [scorers[i % actors].score.remote(page) for i, page in enumerate(pages)]

@@ -44,7 +44,7 @@ from pydantic_core import to_jsonable_python
 from marketing_agents.actors.engagement import SEQUENCES, ContactPolicy, EngagementAgent
 from marketing_agents.actors.enrichment import Enricher
 from marketing_agents.actors.handoff import HandoffOrchestrator
-from marketing_agents.actors.model_opinion import lead_features
+from marketing_agents.scoring_models.lead_features import lead_features
 from marketing_agents.actors.routing import ENGAGEMENT_AGENT
 from marketing_agents.domain import (
     CampaignStatus,
@@ -58,14 +58,13 @@ from marketing_agents.domain import (
 from marketing_agents.domain.episode import EpisodeOutcome, InsightKind
 from marketing_agents.domain.graph import NodeKind, RelationType
 from marketing_agents.domain.lead_views import LeadQuery
+from marketing_agents.domain.access import ALL_ROLES, WRITERS
 from marketing_agents.errors import Conflict, MarketingAgentsError, NotFound, RequestError
 from marketing_agents.memory.manager import UnifiedMemoryManager, situation_of
 from marketing_agents.memory.semantic import SemanticMemory
 
 log = logging.getLogger(__name__)
 
-ROLES = frozenset({"admin", "operator", "service", "viewer"})
-WRITE_ROLES = frozenset({"admin", "operator", "service"})
 MAX_SCORE_BATCH = 1000
 MAX_TRIAGE_BATCH = 100
 TRIAGE_CONCURRENCY = 8
@@ -121,7 +120,7 @@ class ToolSpec:
 
     @property
     def roles(self) -> frozenset[str]:
-        return ROLES if self.read_only else WRITE_ROLES
+        return ALL_ROLES if self.read_only else WRITERS
 
 
 RESOURCES: tuple[ResourceSpec, ...] = (
@@ -587,7 +586,7 @@ def match_resource(uri: str) -> tuple[ResourceSpec, dict[str, Any]]:
 
 
 def authorize_resource(role: str | None) -> None:
-    if role not in ROLES:
+    if role not in ALL_ROLES:
         raise Forbidden("authenticate with an API key to read MCP resources", {"role": role})
 
 

@@ -48,7 +48,7 @@ class ConsolidationReport(BaseModel):
     elapsed_s: float = 0.0
 
 
-class Consolidator:
+class MemoryConsolidator:
     def __init__(self, store: PostgresConsolidationStore, short_term, long_term: LongTermMemory, episodic,
                  semantic: SemanticMemory,
                  batch: int = 2_000, progress: Callable[[str], None] | None = None) -> None:
@@ -120,7 +120,7 @@ class Consolidator:
         return kept
 
 
-def build_consolidator(settings, pool, redis_client, progress: Callable[[str], None] | None = None) -> Consolidator:
+def build_consolidator(settings, pool, redis_client, progress: Callable[[str], None] | None = None) -> MemoryConsolidator:
     """The consolidator over the configured stores, as the CLI, the cluster's schedule and jobs build it."""
     from marketing_agents.memory.episodic import EpisodicMemory
     from marketing_agents.memory.semantic import graph_store_for
@@ -129,7 +129,7 @@ def build_consolidator(settings, pool, redis_client, progress: Callable[[str], N
     from marketing_agents.stores.postgres_long_term import PostgresLongTermStore
     from marketing_agents.stores.redis import RedisShortTermStore
 
-    return Consolidator(
+    return MemoryConsolidator(
         PostgresConsolidationStore(pool),
         ShortTermMemory(RedisShortTermStore(redis_client), TtlPolicy.from_settings(settings)),
         LongTermMemory(PostgresLongTermStore(pool)),

@@ -6,7 +6,7 @@ from typing import Any
 from uuid import UUID
 
 from marketing_agents.domain.episode import Episode, EpisodeOutcome, Insight, InsightKind, SimilarEpisode
-from marketing_agents.memory.situation import embed_situation
+from marketing_agents.domain.situation import embed_situation
 from marketing_agents.stores.postgres_episodic import PostgresEpisodicStore
 
 

@@ -13,7 +13,14 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from marketing_agents.domain.episode import Episode, EpisodeOutcome, Insight, InsightKind
+from marketing_agents.domain.episode import (
+    Episode,
+    EpisodeOutcome,
+    Insight,
+    InsightKind,
+    InteractionFact,
+    LeadFacts,
+)
 from marketing_agents.domain.graph import GraphEdge, RelationType
 
 EPISODE_NAMESPACE = uuid.UUID("5b0c3f0e-8d1a-4c55-9a3e-6d0a7f2b9c11")
@@ -23,30 +30,13 @@ MIN_WEIGHT_SUPPORT = 5
 ENGAGING = {"reply", "click", "meeting", "form_submit", "visit"}
 
 
-@dataclass(frozen=True)
-class LeadFacts:
-    lead_id: uuid.UUID
-    industry: str
-    company_size: int
-    country: str
-    source: str
-
-
-@dataclass(frozen=True)
-class InteractionFact:
-    id: int
-    type: str
-    channel: str | None
-    value: float
-    occurred_at: datetime
-
-
-def size_band(employees: int) -> str:
+def market_tier(employees: int) -> str:
+    """The coarse company tier a segment is named by (not the enrichment's finer employee bands)."""
     return "enterprise" if employees > 1000 else "mid_market" if employees > 200 else "smb"
 
 
 def segment_of(lead: LeadFacts) -> str:
-    return f"{lead.industry.lower()}/{size_band(lead.company_size)}"
+    return f"{lead.industry.lower()}/{market_tier(lead.company_size)}"
 
 
 def extract_episodes(lead: LeadFacts, interactions: list[InteractionFact]) -> list[Episode]:

@@ -14,11 +14,10 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date
 from decimal import Decimal
 
-from pydantic import BaseModel, Field
+from marketing_agents.domain.rfm import Purchase, RfmScore
 
 # Ordered; the first matching rule names the segment.
 SEGMENT_RULES: tuple[tuple[str, Callable[[int, int, int], bool]], ...] = (
@@ -31,24 +30,6 @@ SEGMENT_RULES: tuple[tuple[str, Callable[[int, int, int], bool]], ...] = (
     ("Hibernating", lambda r, f, m: r <= 2 and f <= 2),
     ("Needs attention", lambda r, f, m: True),
 )
-
-
-@dataclass(frozen=True)
-class Purchase:
-    lead_key: str
-    occurred_at: datetime
-    value: Decimal
-
-
-class RfmScore(BaseModel):
-    lead_key: str
-    recency_days: int = Field(ge=0)
-    frequency: int = Field(ge=1)
-    monetary: Decimal
-    r_score: int = Field(ge=1, le=5)
-    f_score: int = Field(ge=1, le=5)
-    m_score: int = Field(ge=1, le=5)
-    rfm_segment: str
 
 
 def segment(r: int, f: int, m: int) -> str:

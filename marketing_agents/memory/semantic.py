@@ -19,18 +19,17 @@ from marketing_agents.domain.graph import (
     Neighbour,
     NodeKind,
     RelationType,
+    industry_synonyms,
 )
 from marketing_agents.settings import Settings
 from marketing_agents.stores.graph_port import KnowledgeGraphStore
+from marketing_agents.stores.neo4j_graph import Neo4jGraphStore
+from marketing_agents.stores.postgres_graph import PostgresGraphStore
 
 
 def graph_store_for(settings: Settings, pool: asyncpg.Pool) -> KnowledgeGraphStore:
     if settings.neo4j_uri:
-        from marketing_agents.stores.neo4j_graph import Neo4jGraphStore
-
         return Neo4jGraphStore.connect(settings.neo4j_uri)
-    from marketing_agents.stores.postgres_graph import PostgresGraphStore
-
     return PostgresGraphStore(pool)
 
 
@@ -60,8 +59,6 @@ class SemanticMemory:
 
     async def industry_synonyms(self) -> dict[str, str]:
         """Every spelling of an industry the graph knows -> the industry's key."""
-        from marketing_agents.actors.enrichment import industry_synonyms
-
         return industry_synonyms(await self.store.nodes_of_kind(NodeKind.INDUSTRY))
 
     async def neighbours(self, node_id: str, depth: int = 1, types: list[RelationType] | None = None) -> list[Neighbour]:

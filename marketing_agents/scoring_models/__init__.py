@@ -8,7 +8,8 @@ for new installations. Modules:
 * :mod:`.features` — column typing and the two candidate pipelines
 * :mod:`.metrics` — capture / lift at k%, gains curve, the metrics summary
 * :mod:`.training` — ``train_frame`` / ``train_file``: compare, calibrate, evaluate, write artifacts
-* :mod:`.model` — ``LeadScoringModel`` (model.joblib), ``Scorer``, ``score_file``
+* :mod:`.model` — ``LeadScoringModel`` (model.joblib), ``Scorer``
+* :mod:`.scoring` — ``open_scorer`` (a directory or a registry version), ``score_file``
 * :mod:`.registry` — ``ModelRegistry``: versions, active pointer, promote / rollback, cached loading
 * :mod:`.synthetic` — the synthetic lead generator and ``ensure_default_model``
 * :mod:`.reporting` — gains chart and model card; :mod:`.cli_support` — the CLI verbs
@@ -34,8 +35,8 @@ from marketing_agents.scoring_models.errors import (
 
 _LAZY = {
     "train_frame": "training", "train_file": "training", "TrainResult": "training",
-    "Scorer": "model", "LeadScoringModel": "model", "score_file": "model", "open_scorer": "model",
-    "ScoreReport": "model",
+    "Scorer": "model", "LeadScoringModel": "model", "score_file": "scoring", "open_scorer": "scoring",
+    "ScoreReport": "scoring",
     "ModelRegistry": "registry", "ModelVersion": "registry", "default_models_root": "registry",
     "generate_leads": "synthetic", "ensure_default_model": "synthetic", "seniority_from_title": "synthetic",
     "capture_at": "metrics", "capture_at_pct": "metrics", "lift_at_pct": "metrics", "gains_curve": "metrics",

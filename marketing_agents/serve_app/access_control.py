@@ -5,7 +5,7 @@
 - the ASGI middleware ``AccessControl``, in front of every HTTP and WebSocket route: it authenticates
   the key (``Authorization: Bearer <key>``; a WebSocket may send ``?token=<key>`` instead, for
   browsers), counts the request against the key's sliding-window limit in Redis, checks the role
-  against the policy table (``marketing_agents.access.POLICY``) and puts the ``Principal`` into
+  against the policy table (``marketing_agents.domain.access.POLICY``) and puts the ``Principal`` into
   ``scope["state"]["principal"]`` (``request.state.principal``) for the routes, the WebSocket gateway
   and the MCP server. ``/healthz``, ``/readyz``, ``/docs`` and ``/openapi.json`` stay public.
 - the key routes: ``POST /api/v1/keys`` (the secret is in that answer only), ``GET /api/v1/keys``,
@@ -46,7 +46,7 @@ from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from starlette.websockets import WebSocket
 
-from marketing_agents.access import (
+from marketing_agents.domain.access import (
     BOOTSTRAP_KEY_ID,
     BOOTSTRAP_KEY_NAME,
     WEBSOCKET,

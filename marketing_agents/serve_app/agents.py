@@ -20,12 +20,12 @@ from marketing_agents import metrics
 from marketing_agents.actors.engagement import ContactPolicy, EngagementAgent
 from marketing_agents.actors.enrichment import Enricher
 from marketing_agents.actors.handoff import (
-    Delivery,
+    HandoffDelivery,
     HandoffOrchestrator,
     HandoffRetry,
     PreparedHandoff,
 )
-from marketing_agents.actors.lead_intake import LeadIntake
+from marketing_agents.flows.lead_orchestrator import LeadOrchestrator
 from marketing_agents.actors.model_opinion import ActiveModel
 from marketing_agents.actors.rewriter import MessageRewriter
 from marketing_agents.actors.routing import Router, RoutingRules
@@ -52,7 +52,7 @@ from marketing_agents.domain.lead_views import (
     LeadQuery,
 )
 from marketing_agents.errors import NotFound
-from marketing_agents.memory.actors import memory_manager_on_ray
+from marketing_agents.memory.tier_actors import memory_manager_on_ray
 from marketing_agents.memory.lead_rights import LeadDataRights
 from marketing_agents.memory.semantic import SemanticMemory, graph_store_for
 from marketing_agents.memory.short_term import ShortTermMemory, TtlPolicy
@@ -149,7 +149,7 @@ class HandoffOrchestratorDeployment:
                                  prepared.record.quality.score)
         return prepared
 
-    async def deliver(self, package: HandoffPackage) -> Delivery:
+    async def deliver(self, package: HandoffPackage) -> HandoffDelivery:
         transfer = PackageTransfer.of(package)  # once: every attempt sends the same transfer
 
         async def send(package: HandoffPackage) -> EngagementPlan:
@@ -169,7 +169,7 @@ class LeadOrchestratorDeployment:
         self._handoff = handoff
         # Created (or found) now, so that the tier actors are up before the first lead needs them.
         self._memory = memory_manager_on_ray()
-        self._intake: LeadIntake | None = None
+        self._intake: LeadOrchestrator | None = None
         self._leads: LeadRepository | None = None
         every = self._settings.handoff_recovery_every_s
         self._recovery = asyncio.get_running_loop().create_task(self._recover_every(every)) if every else None
@@ -189,9 +189,9 @@ class LeadOrchestratorDeployment:
                                          timedelta(seconds=self._settings.handoff_lease_s))
         return self._leads
 
-    async def _lead_intake(self) -> LeadIntake:
+    async def _lead_intake(self) -> LeadOrchestrator:
         if self._intake is None:
-            self._intake = LeadIntake(
+            self._intake = LeadOrchestrator(
                 triage=lambda lead, duplicate_of: self._triage.triage.remote(lead, duplicate_of),
                 triage_many=lambda leads: self._triage.triage_many.remote(leads),
                 prepare=lambda lead, triage, provenance, memory: self._handoff.prepare.remote(

@@ -19,8 +19,8 @@ from ray import serve
 from ray.serve.handle import DeploymentHandle
 
 from marketing_agents import metrics
-from marketing_agents.actors.campaign_agent import CampaignOptimizerAgent
-from marketing_agents.actors.campaign_models import (
+from marketing_agents.flows.campaign_optimizer import CampaignOptimizer
+from marketing_agents.domain.campaign_views import (
     Acknowledgement,
     ActorNote,
     CampaignDetail,
@@ -36,7 +36,7 @@ from marketing_agents.actors.campaign_models import (
     OptimizationRecord,
     OptimizationStatus,
 )
-from marketing_agents.actors.campaign_optimizer import PerformanceReport
+from marketing_agents.domain.optimization import PerformanceReport
 from marketing_agents.domain import Campaign, CampaignStatus
 from marketing_agents.domain.campaign import MetricsRow
 from marketing_agents.memory.short_term import ShortTermMemory, TtlPolicy
@@ -61,13 +61,13 @@ class CampaignOptimizerDeployment:
     def __init__(self) -> None:
         self._settings = budgeted(get_settings(), "CampaignOptimizer")
         self._stores = StoreConnections(self._settings)
-        self._agent: CampaignOptimizerAgent | None = None
+        self._agent: CampaignOptimizer | None = None
 
-    async def _service(self) -> CampaignOptimizerAgent:
+    async def _service(self) -> CampaignOptimizer:
         if self._agent is None:
             short_term = ShortTermMemory(RedisShortTermStore(self._stores.redis()),
                                          TtlPolicy.from_settings(self._settings))
-            self._agent = CampaignOptimizerAgent.from_settings(
+            self._agent = CampaignOptimizer.from_settings(
                 self._settings, PostgresCampaignStore(await self._stores.pool()), short_term)
         return self._agent
 
@@ -120,7 +120,7 @@ class CampaignOptimizerDeployment:
         return await (await self._service()).acknowledge(escalation_id, by, note)
 
 
-def add_campaign_routes(app: FastAPI, campaigns: DeploymentHandle | CampaignOptimizerAgent | None) -> None:
+def add_campaign_routes(app: FastAPI, campaigns: DeploymentHandle | CampaignOptimizer | None) -> None:
     """Installs the campaign, optimization and escalation routes; none when ``campaigns`` is None."""
     if campaigns is None:
         return

@@ -13,14 +13,15 @@ from typing import Any
 from ray import serve
 
 from marketing_agents import metrics
-from marketing_agents.actors.delivery import SmtpDelivery, WebhookDelivery
-from marketing_agents.actors.dispatcher import Dispatcher, DispatchReport
+from marketing_agents.stores.outbound_delivery import SmtpDelivery, WebhookDelivery
+from marketing_agents.flows.touchpoint_dispatcher import TouchpointDispatcher, DispatchReport
 from marketing_agents.domain import Channel
 from marketing_agents.errors import StorageError
 from marketing_agents.memory.short_term import ShortTermMemory, TtlPolicy
 from marketing_agents.settings import Settings, get_settings
 from marketing_agents.stores.connection_budget import budgeted
 from marketing_agents.stores.connections import StoreConnections
+from marketing_agents.stores.postgres_touchpoints import TouchpointOutbox
 from marketing_agents.stores.redis import RedisShortTermStore
 
 log = logging.getLogger(__name__)
@@ -58,7 +59,7 @@ class TouchpointDispatcherDeployment:
     async def __init__(self) -> None:
         self._settings = budgeted(get_settings(), "TouchpointDispatcher")
         self._stores = StoreConnections(self._settings)
-        self._dispatcher: Dispatcher | None = None
+        self._dispatcher: TouchpointDispatcher | None = None
         self._short_term: ShortTermMemory | None = None
         every = self._settings.dispatch_every_s
         self._loop = asyncio.get_running_loop().create_task(self._every(every)) if every else None
@@ -75,7 +76,7 @@ class TouchpointDispatcherDeployment:
 
     async def dispatch_now(self) -> DispatchReport:
         if self._dispatcher is None:
-            self._dispatcher = Dispatcher(await self._stores.pool(), delivery_adapters(self._settings))
+            self._dispatcher = TouchpointDispatcher(TouchpointOutbox(await self._stores.pool()), delivery_adapters(self._settings))
         report = await self._dispatcher.dispatch_due()
         metrics.touchpoints_dispatched(report.model_dump(exclude={"claimed", "deliveries"}))
         if report.deliveries:

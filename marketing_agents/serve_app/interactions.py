@@ -2,7 +2,7 @@
 
 The route is installed on the gateway's FastAPI app by ``add_interaction_routes``; the work runs in
 the ``EngagementFeedback`` deployment, a thin wrapper around
-``marketing_agents.actors.engagement_feedback.EngagementFeedback`` (its docstring has the rules).
+``marketing_agents.flows.engagement_feedback.EngagementFeedback`` (its docstring has the rules).
 
 The body is one interaction, or ``{"interactions": [...]}`` with 1 to 1,000 of them:
 - one: 200 with an ``InteractionOutcome`` (``status`` "stored" or "duplicate"); an unknown lead is
@@ -21,7 +21,7 @@ from fastapi import FastAPI
 from pydantic import Discriminator, Tag
 from ray import serve
 
-from marketing_agents.actors.engagement_feedback import EngagementFeedback
+from marketing_agents.flows.engagement_feedback import EngagementFeedback
 from marketing_agents.domain.feedback import (
     InteractionBatch,
     InteractionBatchResult,

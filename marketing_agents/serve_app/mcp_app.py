@@ -22,7 +22,7 @@ from ray import serve
 from ray.serve.handle import DeploymentHandle
 
 from marketing_agents.mcp.router import ResourceRouter
-from marketing_agents.memory.actors import memory_manager_on_ray
+from marketing_agents.memory.tier_actors import memory_manager_on_ray
 from marketing_agents.memory.semantic import SemanticMemory, graph_store_for
 from marketing_agents.scoring_models.registry import ModelRegistry
 from marketing_agents.serve_app.handles import Remote

@@ -50,6 +50,7 @@ from uuid import UUID
 
 from fastapi import FastAPI, WebSocket
 
+from marketing_agents.domain.access import ALL_ROLES
 from marketing_agents.domain import utc_now
 from marketing_agents.errors import StorageError
 from marketing_agents.memory.short_term import EVENT_TOPICS, EventBacklog, ShortTermMemory, TtlPolicy
@@ -66,7 +67,7 @@ CLOSE_POLICY = 1008
 CLOSE_INTERNAL = 1011
 CLOSE_TRY_AGAIN = 1013
 TOPIC_HELP = f"topics are {', '.join(EVENT_TOPICS)} or lead:<uuid>"
-ROLES_SEEING_EVENTS = frozenset({"admin", "operator", "viewer", "service"})
+ROLES_SEEING_EVENTS = ALL_ROLES  # every role sees the events; a narrower set would be a policy change
 
 
 def parse_topic(raw: Any) -> str | None:

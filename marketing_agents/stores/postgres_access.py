@@ -1,7 +1,7 @@
 """API keys and the write audit in PostgreSQL (tables from migration 0009).
 
 Only a key's hash is ever written or looked up; the key itself never reaches this module except to be
-hashed by the caller (``marketing_agents.access``).
+hashed by the caller (``marketing_agents.domain.access``).
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from uuid import UUID, uuid4
 
 import asyncpg
 
-from marketing_agents.access import (
+from marketing_agents.domain.access import (
     BOOTSTRAP_KEY_ID,
     BOOTSTRAP_KEY_NAME,
     ApiKeyInfo,

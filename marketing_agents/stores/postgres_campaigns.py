@@ -16,7 +16,7 @@ from uuid import UUID
 
 import asyncpg
 
-from marketing_agents.actors.campaign_models import (
+from marketing_agents.domain.campaign_views import (
     CampaignAllocation,
     EscalationRecord,
     EscalationStatus,
@@ -24,7 +24,7 @@ from marketing_agents.actors.campaign_models import (
     OptimizationRecord,
     OptimizationStatus,
 )
-from marketing_agents.actors.campaign_optimizer import Allocation, OptimizationDecision
+from marketing_agents.domain.optimization import Allocation, OptimizationDecision
 from marketing_agents.domain import Campaign, CampaignMetrics, CampaignStatus, Channel
 from marketing_agents.errors import NotFound
 from marketing_agents.stores.postgres import CampaignRepository, translated_errors

@@ -8,7 +8,7 @@ from uuid import UUID
 
 import asyncpg
 
-from marketing_agents.memory.rfm import Purchase, RfmScore
+from marketing_agents.domain.rfm import Purchase, RfmScore
 from marketing_agents.stores.postgres import translated_errors
 
 SCORE_HISTORY_LIMIT = 50

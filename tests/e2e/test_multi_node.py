@@ -24,7 +24,7 @@ import asyncpg
 import httpx
 import pytest
 
-from marketing_agents.memory.actors import TIER_NAMES, MemoryTierActor
+from marketing_agents.memory.tier_actors import TIER_NAMES, MemoryTierActor
 from marketing_agents.memory.semantic import SemanticMemory
 from marketing_agents.scoring_models import ModelRegistry, ensure_default_model
 from marketing_agents.stores.migrations import apply_migrations
@@ -161,7 +161,7 @@ async def multi_node(migrated, tmp_path: Path) -> AsyncIterator[MultiNodeSystem]
         # The memory tiers' actors (created by the first orchestrator replica, found by name after) are
         # made here, on the head. Left where Ray puts them, one on the killed node restarts on another,
         # and while it does every lead's score-history write fails and turns an accepted, stored lead
-        # into a 500 (LeadIntake._remember_score only expects StorageError): failures for as long as
+        # into a 500 (LeadOrchestrator._remember_score only expects StorageError): failures for as long as
         # that restart takes, a bound this test could not state. Serve's recovery is what it tests.
         for tier in TIER_NAMES:
             MemoryTierActor.options(name=f"memory-{tier}", namespace="marketing_agents", lifetime="detached",

@@ -14,7 +14,7 @@ import pytest
 from fastapi import FastAPI, Request, WebSocket
 from starlette.testclient import TestClient, WebSocketDenialResponse
 
-from marketing_agents.access import (
+from marketing_agents.domain.access import (
     BOOTSTRAP_KEY_ID,
     NewApiKey,
     Principal,

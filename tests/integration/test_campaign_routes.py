@@ -10,7 +10,7 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
-from marketing_agents.actors.campaign_agent import CampaignOptimizerAgent
+from marketing_agents.flows.campaign_optimizer import CampaignOptimizer
 from marketing_agents.memory.short_term import ShortTermMemory
 from marketing_agents.serve_app.campaigns import add_campaign_routes
 from marketing_agents.serve_app.http_errors import install_error_handlers
@@ -34,7 +34,7 @@ ONE_LOSER = [metric(), metric(variant="B", conversions=190), metric(channel="lin
 async def http(pool, redis_client) -> AsyncIterator[httpx.AsyncClient]:
     app = FastAPI()
     install_error_handlers(app)
-    agent = CampaignOptimizerAgent(PostgresCampaignStore(pool), ShortTermMemory(RedisShortTermStore(redis_client)))
+    agent = CampaignOptimizer(PostgresCampaignStore(pool), ShortTermMemory(RedisShortTermStore(redis_client)))
     add_campaign_routes(app, agent)
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app, raise_app_exceptions=False), base_url="http://test") as client:
         yield client

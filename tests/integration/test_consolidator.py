@@ -10,7 +10,7 @@ import asyncpg
 import pytest
 import redis.asyncio as aioredis
 
-from marketing_agents.memory.consolidator import Consolidator
+from marketing_agents.memory.consolidator import MemoryConsolidator
 from marketing_agents.memory.episodic import EpisodicMemory
 from marketing_agents.memory.long_term import LongTermMemory
 from marketing_agents.memory.semantic import SemanticMemory
@@ -62,8 +62,8 @@ async def seeded_database(stores, name: str) -> asyncpg.Pool:
     return pool
 
 
-def consolidator(pool, redis_client, batch: int = 10_000, progress=None) -> Consolidator:
-    return Consolidator(PostgresConsolidationStore(pool), ShortTermMemory(RedisShortTermStore(redis_client)),
+def consolidator(pool, redis_client, batch: int = 10_000, progress=None) -> MemoryConsolidator:
+    return MemoryConsolidator(PostgresConsolidationStore(pool), ShortTermMemory(RedisShortTermStore(redis_client)),
                         LongTermMemory(PostgresLongTermStore(pool)), EpisodicMemory(PostgresEpisodicStore(pool)),
                         SemanticMemory(PostgresGraphStore(pool)), batch=batch, progress=progress)
 

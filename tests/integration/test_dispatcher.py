@@ -14,8 +14,9 @@ import asyncpg
 import pytest
 from aiosmtpd.controller import Controller
 
-from marketing_agents.actors.delivery import SmtpDelivery, WebhookDelivery
-from marketing_agents.actors.dispatcher import Dispatcher, RetryPolicy
+from marketing_agents.stores.outbound_delivery import SmtpDelivery, WebhookDelivery
+from marketing_agents.flows.touchpoint_dispatcher import RetryPolicy, TouchpointDispatcher
+from marketing_agents.stores.postgres_touchpoints import TouchpointOutbox
 from marketing_agents.domain import Channel, NewLead
 from marketing_agents.memory.short_term import ShortTermMemory
 from marketing_agents.stores.migrations import apply_migrations
@@ -103,13 +104,13 @@ async def engaged_lead(repository, redis_client, pool, email: str):
     return result
 
 
-def dispatcher(pool, smtp, webhook) -> Dispatcher:
+def dispatcher(pool, smtp, webhook) -> TouchpointDispatcher:
     controller, _ = smtp
     email = SmtpDelivery("127.0.0.1", controller.port, "marketing@example.com")
     hook = WebhookDelivery(webhook.url)
     adapters = {Channel.EMAIL: email, Channel.SMS: hook, Channel.LINKEDIN: hook, Channel.CALL: hook,
                 Channel.WEBINAR: hook}
-    return Dispatcher(pool, adapters, RetryPolicy(max_attempts=3, first_backoff=timedelta(0)))
+    return TouchpointDispatcher(TouchpointOutbox(pool), adapters, RetryPolicy(max_attempts=3, first_backoff=timedelta(0)))
 
 
 async def test_each_due_touchpoint_is_delivered_exactly_once_even_after_a_failed_attempt(
@@ -159,7 +160,7 @@ async def test_an_unreachable_server_fails_the_touchpoint_after_the_last_attempt
     await pool.execute("UPDATE touchpoints SET status = 'cancelled' WHERE lead_id = $1 AND channel <> 'email'",
                        result.lead_id)
     dead_smtp = SmtpDelivery("127.0.0.1", free_port(), "marketing@example.com", timeout_s=2)
-    worker = Dispatcher(pool, {Channel.EMAIL: dead_smtp}, RetryPolicy(max_attempts=2, first_backoff=timedelta(0)))
+    worker = TouchpointDispatcher(TouchpointOutbox(pool), {Channel.EMAIL: dead_smtp}, RetryPolicy(max_attempts=2, first_backoff=timedelta(0)))
     for _ in range(3):
         await worker.dispatch_due()
     rows = await pool.fetch("SELECT status, attempts, last_error FROM touchpoints WHERE lead_id = $1 AND channel = 'email'",

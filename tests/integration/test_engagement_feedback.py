@@ -16,7 +16,7 @@ from uuid import UUID, uuid4
 import pytest
 
 from marketing_agents.actors.engagement import ContactPolicy
-from marketing_agents.actors.engagement_feedback import (
+from marketing_agents.flows.engagement_feedback import (
     AGENT,
     CALL_TEMPLATE,
     EngagementFeedback,

@@ -57,7 +57,7 @@ async def test_a_handoff_left_by_a_dead_process_is_resumed_by_another_and_engage
 
 
 def accepted_hash(result, email: str) -> str:
-    from marketing_agents.actors.lead_intake import request_fingerprint
+    from marketing_agents.flows.lead_orchestrator import request_fingerprint
 
     return request_fingerprint(NewLead(**lead_payload(email=email)))
 

@@ -1,4 +1,4 @@
-"""A batch of leads through the one lead flow (LeadIntake) against real PostgreSQL and Valkey, with the
+"""A batch of leads through the one lead flow (LeadOrchestrator) against real PostgreSQL and Valkey, with the
 agents in-process; and a lead's profile, export and erasure as the API answers them."""
 
 from __future__ import annotations
@@ -8,10 +8,10 @@ from datetime import UTC, date, datetime
 
 import pytest
 
-from marketing_agents.actors.lead_intake import LeadIntake
+from marketing_agents.flows.lead_orchestrator import LeadOrchestrator
 from marketing_agents.domain import NewLead, utc_now
 from marketing_agents.errors import NotFound
-from marketing_agents.memory.actors import TIER_NAMES, build_tier
+from marketing_agents.memory.tier_actors import TIER_NAMES, build_tier
 from marketing_agents.memory.lead_rights import LeadDataRights
 from marketing_agents.memory.manager import UnifiedMemoryManager
 from marketing_agents.memory.short_term import ShortTermMemory, TtlPolicy
@@ -50,9 +50,9 @@ class BatchAgents(InProcessAgents):
         return await super().prepare(lead, triage, provenance, memory)
 
 
-def batch_intake(repository, redis_client, agents: BatchAgents) -> LeadIntake:
+def batch_intake(repository, redis_client, agents: BatchAgents) -> LeadOrchestrator:
     short_term = ShortTermMemory(RedisShortTermStore(redis_client), TtlPolicy())
-    return LeadIntake(agents.triage, agents.prepare, agents.deliver, repository, short_term,
+    return LeadOrchestrator(agents.triage, agents.prepare, agents.deliver, repository, short_term,
                       triage_many=agents.triage_many)
 
 

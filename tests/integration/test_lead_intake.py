@@ -1,6 +1,6 @@
 """The lead flow against real PostgreSQL and Valkey, with the agents called in-process.
 
-The same LeadIntake runs inside the LeadOrchestrator deployment; here its ports are the plain agent
+The same LeadOrchestrator runs inside the LeadOrchestrator deployment; here its ports are the plain agent
 classes, so these tests pin down storage behaviour without a Ray cluster.
 """
 
@@ -13,7 +13,7 @@ from datetime import timedelta
 
 import pytest
 
-from marketing_agents.actors.lead_intake import LeadIntake
+from marketing_agents.flows.lead_orchestrator import LeadOrchestrator
 from marketing_agents.domain import Channel, NewLead
 from marketing_agents.errors import IdempotencyKeyReused, LeadExists, StorageError
 from marketing_agents.memory.short_term import ShortTermMemory, TtlPolicy, context_key
@@ -23,7 +23,7 @@ from tests.support import InProcessAgents, lead_payload
 TABLES_WITH_LEAD_ROWS = ("leads", "triage_results", "handoffs", "engagement_plans", "touchpoints", "agent_actions")
 
 
-def intake(repository, redis_client, agents: InProcessAgents, ttl_s: int = 3600) -> LeadIntake:
+def intake(repository, redis_client, agents: InProcessAgents, ttl_s: int = 3600) -> LeadOrchestrator:
     short_term = ShortTermMemory(RedisShortTermStore(redis_client), TtlPolicy(cache_s=ttl_s))
     return agents.intake(repository, short_term)
 
@@ -183,7 +183,7 @@ async def test_an_unreachable_postgres_is_a_storage_error(migrated, redis_client
 
 async def test_the_handoff_package_carries_what_memory_recalled_and_the_score_is_remembered(
         migrated, pool, repository, redis_client):
-    from marketing_agents.memory.actors import TIER_NAMES, build_tier
+    from marketing_agents.memory.tier_actors import TIER_NAMES, build_tier
     from marketing_agents.memory.manager import UnifiedMemoryManager
     from marketing_agents.stores.connections import StoreConnections
 

@@ -10,7 +10,7 @@ from decimal import Decimal
 
 import pytest
 
-from marketing_agents.actors.campaign_models import NewCampaign
+from marketing_agents.domain.campaign_views import NewCampaign
 from marketing_agents.domain import NewLead
 from marketing_agents.domain.campaign import MetricsRow
 from marketing_agents.domain.episode import Episode, EpisodeOutcome, Insight, InsightKind

@@ -11,7 +11,7 @@ import pytest
 import ray
 
 from marketing_agents.domain import Lead, NewLead
-from marketing_agents.memory.actors import memory_manager_on_ray, tier_actor
+from marketing_agents.memory.tier_actors import memory_manager_on_ray, tier_actor
 from tests.support import InProcessAgents, lead_payload
 
 

@@ -7,7 +7,7 @@ import json
 import pandas as pd
 import pytest
 
-from marketing_agents.scoring_models.cli_support import main
+from marketing_agents.scoring_cli import main
 from marketing_agents.scoring_models.synthetic import generate_leads
 
 

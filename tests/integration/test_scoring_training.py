@@ -12,7 +12,8 @@ import pytest
 from marketing_agents.scoring_models.data import file_fingerprint
 from marketing_agents.scoring_models.errors import FeatureError
 from marketing_agents.scoring_models.features import LINEAR, TREE
-from marketing_agents.scoring_models.model import Scorer, score_file
+from marketing_agents.scoring_models.model import Scorer
+from marketing_agents.scoring_models.scoring import score_file
 from marketing_agents.scoring_models.training import train_file, train_frame
 
 PLAN_EFFECT = {"enterprise": 2.0, "team": 0.8, "trial": 0.0, "free": -1.2}

@@ -12,7 +12,7 @@ from uuid import uuid4
 import pytest
 from pydantic import ValidationError
 
-from marketing_agents.access import (
+from marketing_agents.domain.access import (
     ALL_ROLES,
     POLICY,
     PUBLIC_PATHS,
@@ -237,7 +237,7 @@ def test_a_zero_ttl_caches_nothing_and_a_full_cache_makes_room():
 # ---- the audit log's batching ----
 
 def audit_record(n: int):
-    from marketing_agents.access import AuditRecord
+    from marketing_agents.domain.access import AuditRecord
 
     return AuditRecord(key_id=uuid4(), method="POST", path=f"/api/v1/leads/{n}", status=200,
                        at=datetime(2026, 1, 1, tzinfo=UTC))

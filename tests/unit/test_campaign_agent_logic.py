@@ -11,23 +11,19 @@ import numpy as np
 import pytest
 from pydantic import ValidationError
 
-from marketing_agents.actors.campaign_agent import (
+from marketing_agents.flows.campaign_optimizer import (
     decision_seed,
     policy_from_settings,
     summarise,
 )
-from marketing_agents.actors.campaign_models import (
+from marketing_agents.domain.campaign_views import (
     CampaignUpdate,
     InvalidFields,
     MetricsBatch,
     NewCampaign,
 )
-from marketing_agents.actors.campaign_optimizer import (
-    Allocation,
-    CampaignOptimizer,
-    OptimizerPolicy,
-    invert,
-)
+from marketing_agents.actors.campaign_allocation import AllocationOptimizer
+from marketing_agents.domain.optimization import Allocation, OptimizerPolicy, invert
 from marketing_agents.domain import Campaign, CampaignMetrics, CampaignStatus, Channel
 from marketing_agents.domain.campaign import MetricsRow
 from marketing_agents.errors import ConfigError
@@ -81,13 +77,13 @@ FOUR = ["A/email", "B/email", "A/linkedin", "B/linkedin"]
 def test_the_summary_names_pauses_moves_and_who_must_act():
     rows = [metrics("A/email", 5_000, 1_000, 200), metrics("B/email", 5_000, 1_000, 190),
             metrics("A/linkedin", 5_000, 1_000, 185), metrics("B/linkedin", 5_000, 1_000, 20)]
-    decision = CampaignOptimizer().decide(rows, Allocation.equal(FOUR), np.random.default_rng(0))
+    decision = AllocationOptimizer().decide(rows, Allocation.equal(FOUR), np.random.default_rng(0))
     assert decision.auto_applicable
     summary = summarise(decision)
     assert summary.startswith("paused B/linkedin; moved ") and summary.endswith("applied automatically")
     assert "A/email 25.0% -> " in summary
 
-    escalated = CampaignOptimizer().decide(rows, Allocation.equal(FOUR), np.random.default_rng(0),
+    escalated = AllocationOptimizer().decide(rows, Allocation.equal(FOUR), np.random.default_rng(0),
                                            budget=Decimal("400.00"))
     assert summarise(escalated).endswith("escalated (budget_nearly_spent): proposed, waits for approval")
 

@@ -1,4 +1,4 @@
-"""CampaignOptimizer: metric formulas, Thompson shares within bounds and cap, evidence-gated pauses,
+"""AllocationOptimizer (the campaign optimizer's judgment): metric formulas, Thompson shares within bounds and cap, evidence-gated pauses,
 escalations exactly at their thresholds, exact rollback, determinism."""
 
 from __future__ import annotations
@@ -11,18 +11,16 @@ import numpy as np
 import pytest
 from pydantic import ValidationError
 
-from marketing_agents.actors.campaign_optimizer import (
+from marketing_agents.actors.campaign_allocation import AllocationOptimizer, cap_changes, clip_and_normalise
+from marketing_agents.domain.optimization import (
     ActionKind,
     Allocation,
     Arm,
-    CampaignOptimizer,
     EscalationKind,
     OptimizationDecision,
     OptimizerPolicy,
     analyse,
     apply_decision,
-    cap_changes,
-    clip_and_normalise,
     invert,
 )
 from marketing_agents.domain import CampaignMetrics, Channel
@@ -43,7 +41,7 @@ def row(key: str, impressions: int, clicks: int, conversions: int, spend: str | 
 
 
 def decide(rows, current=None, seed=0, budget=None, **policy):
-    return CampaignOptimizer(OptimizerPolicy(**policy)).decide(rows, current, np.random.default_rng(seed),
+    return AllocationOptimizer(OptimizerPolicy(**policy)).decide(rows, current, np.random.default_rng(seed),
                                                                 budget=budget)
 
 

@@ -8,7 +8,7 @@ import pytest
 import yaml
 
 from marketing_agents.cluster_manifests import serve_config_v2
-from marketing_agents.memory.actors import TIER_NAMES
+from marketing_agents.memory.tier_actors import TIER_NAMES
 from marketing_agents.settings import Settings
 from marketing_agents.stores.connection_budget import (
     EMBEDDED_MAX_CONNECTIONS,

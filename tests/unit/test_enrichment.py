@@ -7,7 +7,8 @@ from datetime import UTC, datetime
 
 import pytest
 
-from marketing_agents.actors.enrichment import Enricher, countries, industry_synonyms
+from marketing_agents.actors.enrichment import Enricher, countries
+from marketing_agents.domain.graph import industry_synonyms
 from marketing_agents.actors.routing import ENGAGEMENT_AGENT, HUMAN_REVIEW
 from marketing_agents.actors.triage import TriageAgent, TriageThresholds
 from marketing_agents.domain import Lead, NewLead

@@ -11,7 +11,7 @@ from uuid import uuid4
 import pytest
 from pydantic import ValidationError
 
-from marketing_agents.actors.engagement_feedback import (
+from marketing_agents.flows.engagement_feedback import (
     CALL_TEMPLATE,
     EngagementFeedback,
     FeedbackPolicy,

@@ -6,7 +6,8 @@ import uuid
 from datetime import datetime, timedelta, timezone
 
 from marketing_agents.domain.episode import EpisodeOutcome, InsightKind
-from marketing_agents.memory.journeys import InteractionFact, LeadFacts, extract_episodes, mine_patterns
+from marketing_agents.memory.journeys import extract_episodes, mine_patterns
+from marketing_agents.domain.episode import InteractionFact, LeadFacts
 
 T0 = datetime(2026, 1, 1, tzinfo=timezone.utc)
 LEAD = LeadFacts(uuid.UUID(int=1), "Software", 300, "DE", "event")

@@ -8,7 +8,8 @@ from decimal import Decimal
 
 import pytest
 
-from marketing_agents.memory.rfm import Purchase, compute_rfm, quintiles, segment
+from marketing_agents.memory.rfm import compute_rfm, quintiles, segment
+from marketing_agents.domain.rfm import Purchase
 
 AS_OF = date(2026, 6, 30)
 

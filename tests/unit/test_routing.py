@@ -6,7 +6,8 @@ from uuid import uuid4
 
 import pytest
 
-from marketing_agents.actors.enrichment import Enricher, industry_synonyms
+from marketing_agents.actors.enrichment import Enricher
+from marketing_agents.domain.graph import industry_synonyms
 from marketing_agents.actors.routing import (
     ENGAGEMENT_AGENT,
     HUMAN_REVIEW,

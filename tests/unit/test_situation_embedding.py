@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 
-from marketing_agents.memory.situation import DIMENSIONS, embed_situation
+from marketing_agents.domain.situation import DIMENSIONS, embed_situation
 
 BASE = {"industry": "software", "seniority": "vp", "country": "DE", "source": "referral", "company_size": 800,
         "lead_score": 82, "channels": ["email", "linkedin"]}

@@ -10,7 +10,7 @@ from uuid import uuid4
 
 import pytest
 
-from marketing_agents.actors.dispatcher import Delivery, DispatchReport
+from marketing_agents.flows.touchpoint_dispatcher import TouchpointDelivery, DispatchReport
 from marketing_agents.domain import Channel
 from marketing_agents.memory.short_term import EventBacklog
 from marketing_agents.serve_app.dispatching import touchpoint_events
@@ -256,7 +256,7 @@ async def test_requests_subscribe_unsubscribe_and_answer_pings():
 
 def test_each_delivery_is_announced_on_touchpoints_and_on_the_lead():
     lead_id = uuid4()
-    deliveries = [Delivery(touchpoint_id=uuid4(), lead_id=lead_id, plan_id=uuid4(), step=step, channel=Channel.EMAIL,
+    deliveries = [TouchpointDelivery(touchpoint_id=uuid4(), lead_id=lead_id, plan_id=uuid4(), step=step, channel=Channel.EMAIL,
                            status=status, attempts=1, at=datetime(2026, 1, 1, tzinfo=UTC))
                   for step, status in enumerate(("sent", "failed"))]
     events = touchpoint_events(DispatchReport(sent=1, failed=1, deliveries=deliveries))

@@ -19,7 +19,7 @@ from uuid import UUID, uuid4
 
 from pydantic import ValidationError
 
-from marketing_agents.actors.handoff import Delivery, PreparedHandoff
+from marketing_agents.actors.handoff import HandoffDelivery, PreparedHandoff
 from marketing_agents.actors.routing import ENGAGEMENT_AGENT
 from marketing_agents.domain import (
     HandoffPackage,
@@ -45,7 +45,7 @@ BATCH_CONCURRENCY = 16
 TriagePort = Callable[[Lead, UUID | None], Awaitable[TriageResult]]
 TriageManyPort = Callable[[list[tuple[Lead, UUID | None]]], Awaitable[list[TriageResult]]]
 PreparePort = Callable[[Lead, TriageResult, list[ProvenanceEntry], dict], Awaitable[PreparedHandoff]]
-DeliverPort = Callable[[HandoffPackage], Awaitable[Delivery]]
+DeliverPort = Callable[[HandoffPackage], Awaitable[HandoffDelivery]]
 # Told how long each stage of a lead took (ms): admit, triage, recall, handoff_prepare, store,
 # handoff_deliver, handoff_complete. The Serve deployment records them as metrics.
 StageObserver = Callable[[str, float], None]
@@ -56,7 +56,7 @@ def request_fingerprint(new_lead: NewLead) -> str:
     return hashlib.sha256(new_lead.model_dump_json().encode()).hexdigest()
 
 
-class LeadIntake:
+class LeadOrchestrator:
     def __init__(
         self,
         triage: TriagePort,

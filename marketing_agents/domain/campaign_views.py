@@ -15,11 +15,7 @@ from uuid import UUID
 
 from pydantic import Field, StringConstraints, ValidationInfo, field_validator
 
-from marketing_agents.actors.campaign_optimizer import (
-    Allocation,
-    EscalationKind,
-    OptimizationDecision,
-)
+from marketing_agents.domain.optimization import Allocation, EscalationKind, OptimizationDecision
 from marketing_agents.domain import (
     Campaign,
     CampaignStatus,

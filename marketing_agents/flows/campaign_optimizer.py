@@ -33,7 +33,7 @@ from uuid import UUID, uuid4
 import numpy as np
 from pydantic import ValidationError
 
-from marketing_agents.actors.campaign_models import (
+from marketing_agents.domain.campaign_views import (
     OPTIMIZER,
     CampaignDetail,
     CampaignList,
@@ -50,9 +50,9 @@ from marketing_agents.actors.campaign_models import (
     OptimizationStatus,
     field_error,
 )
-from marketing_agents.actors.campaign_optimizer import (
+from marketing_agents.actors.campaign_allocation import AllocationOptimizer
+from marketing_agents.domain.optimization import (
     ActionKind,
-    CampaignOptimizer,
     OptimizationDecision,
     OptimizerPolicy,
     PerformanceReport,
@@ -137,7 +137,7 @@ def _allocation_payload(decision: OptimizationDecision) -> dict[str, Any]:
     return {"shares": decision.proposed.shares, "paused": list(decision.proposed.paused)}
 
 
-class CampaignOptimizerAgent:
+class CampaignOptimizer:
     def __init__(
         self,
         store: PostgresCampaignStore,
@@ -149,7 +149,7 @@ class CampaignOptimizerAgent:
     ) -> None:
         self._store = store
         self._short_term = short_term
-        self._optimizer = CampaignOptimizer(policy)
+        self._optimizer = AllocationOptimizer(policy)
         self._seed = seed
         self._clock = clock
 
@@ -159,7 +159,7 @@ class CampaignOptimizerAgent:
 
     @classmethod
     def from_settings(cls, settings: Settings, store: PostgresCampaignStore,
-                      short_term: ShortTermMemory | None) -> CampaignOptimizerAgent:
+                      short_term: ShortTermMemory | None) -> CampaignOptimizer:
         return cls(store, short_term, policy_from_settings(settings), seed=settings.optimizer_seed)
 
     # -- campaigns ---------------------------------------------------------------------------------

@@ -2,7 +2,7 @@
 
 ``marketing_agents.cli.build_parser`` wires them with one call::
 
-    from marketing_agents.scoring_models.cli_support import add_scoring_verbs
+    from marketing_agents.scoring_cli import add_scoring_verbs
     add_scoring_verbs(verbs)          # verbs = parser.add_subparsers(...)
 
 Each handler has the CLI's handler signature ``(args, settings) -> int`` and uses the registry at
@@ -36,10 +36,8 @@ def train_command(args: argparse.Namespace, settings) -> int:
         if args.label is not None or args.id is not None:
             args.usage_error("--label and --id go with --data; --from-conversions labels each lead by whether it "
                              "converted and identifies it by its lead id")
-        from marketing_agents.scoring_models.conversions import (
-            DEFAULT_WINDOW_DAYS,
-            train_from_conversions,
-        )
+        from marketing_agents.flows.conversion_training import train_from_conversions
+        from marketing_agents.scoring_models.conversions import DEFAULT_WINDOW_DAYS
         from marketing_agents.stores.connections import redact
         from marketing_agents.stores.embedded import postgres_dsn_for
 
@@ -64,7 +62,7 @@ def train_command(args: argparse.Namespace, settings) -> int:
 
 
 def score_command(args: argparse.Namespace, settings) -> int:
-    from marketing_agents.scoring_models.model import score_file
+    from marketing_agents.scoring_models.scoring import score_file
 
     report = score_file(args.model, args.data, args.out, args.id, registry=registry_for(settings),
                         explain=not args.no_explain)
@@ -161,7 +159,7 @@ def add_scoring_verbs(verbs) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Stand-alone entry for these verbs (``python -m marketing_agents.scoring_models.cli_support``)."""
+    """Stand-alone entry for these verbs (``python -m marketing_agents.scoring_cli``)."""
     from marketing_agents.errors import MarketingAgentsError
     from marketing_agents.settings import Settings
 
