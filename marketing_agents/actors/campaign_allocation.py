@@ -47,7 +47,8 @@ passes in, nothing here does I/O. The steps of :meth:`AllocationOptimizer.decide
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
+from decimal import Decimal
 
 import numpy as np
 

@@ -10,7 +10,6 @@ model here handles).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
 from marketing_agents.domain import Lead
 from marketing_agents.domain.triage import LeadEnrichment

@@ -24,29 +24,12 @@ from marketing_agents.domain import (
 )
 from marketing_agents.domain.campaign import MetricsRow, Money
 from marketing_agents.domain.common import Text
-from marketing_agents.errors import RequestError
+from marketing_agents.domain.field_errors import InvalidFields, field_error
 
 CampaignName = Annotated[str, StringConstraints(min_length=1, max_length=200)]
 Actor = Annotated[str, StringConstraints(min_length=1, max_length=200)]
 
 OPTIMIZER = "optimizer"  # ``created_by`` / ``applied_by`` of what the optimizer did on its own
-
-
-class InvalidFields(RequestError):
-    """422 with the same field list as a request that fails validation, for checks that need the store
-    (a channel the campaign does not have) or the stored object (the merged result of a PATCH)."""
-
-    status_code = 422
-    code = "validation_error"
-
-    @classmethod
-    def of(cls, errors: list[dict[str, Any]]) -> InvalidFields:
-        return cls("invalid fields: " + ", ".join(e["field"] for e in errors), errors)
-
-
-def field_error(field: str, message: str, type_: str, location: str = "body") -> dict[str, Any]:
-    """One entry of a 422's ``details``, shaped like ``serve_app.http_errors.field_errors``."""
-    return {"field": field, "location": location, "message": message, "type": type_}
 
 
 # --------------------------------------------------------------------------------------------------

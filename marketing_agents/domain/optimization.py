@@ -7,7 +7,7 @@ stored report and a fresh one always agree.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable
 from datetime import date
 from decimal import Decimal
 from enum import StrEnum

@@ -41,15 +41,14 @@ from marketing_agents.domain.campaign_views import (
     EscalationList,
     EscalationRecord,
     EscalationStatus,
-    InvalidFields,
     MetricsBatch,
     MetricsIngested,
     NewCampaign,
     OptimizationList,
     OptimizationRecord,
     OptimizationStatus,
-    field_error,
 )
+from marketing_agents.domain.field_errors import InvalidFields, field_error, field_errors
 from marketing_agents.actors.campaign_allocation import AllocationOptimizer
 from marketing_agents.domain.optimization import (
     ActionKind,
@@ -203,8 +202,7 @@ class CampaignOptimizer:
         try:
             batch = MetricsBatch(rows=list(rows))
         except ValidationError as exc:
-            raise InvalidFields.of([field_error(".".join(str(p) for p in e["loc"]), e["msg"], e["type"])
-                                    for e in exc.errors()]) from None
+            raise InvalidFields.of(field_errors(exc.errors())) from None
         campaign = await self._campaign(campaign_id)
         allowed = set(campaign.channels)
         wrong = [field_error(f"rows.{n}.channel",

@@ -66,6 +66,7 @@ from marketing_agents.domain.feedback import (
 from marketing_agents.errors import RequestError, StorageError
 from marketing_agents.memory.short_term import ShortTermMemory
 from marketing_agents.stores.postgres_interactions import InteractionRepository
+from marketing_agents.domain.field_errors import field_errors
 
 log = logging.getLogger(__name__)
 
@@ -309,7 +310,6 @@ class EngagementFeedback:
 
 
 def _invalid(exc: ValidationError) -> ItemError:
-    fields = [{"field": ".".join(str(p) for p in err.get("loc", ())) or "body", "message": err.get("msg", "invalid"),
-               "type": err.get("type", "value_error")} for err in exc.errors()]
+    fields = field_errors(exc.errors())
     message = "; ".join(f"{f['field']}: {f['message']}" for f in fields)
     return ItemError(code="validation_error", message=f"invalid interaction: {message}", details=fields)

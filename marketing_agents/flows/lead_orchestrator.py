@@ -36,6 +36,7 @@ from marketing_agents.errors import LeadExists, MarketingAgentsError, StorageErr
 from marketing_agents.memory.manager import MemoryRecall, UnifiedMemoryManager
 from marketing_agents.memory.short_term import ShortTermMemory
 from marketing_agents.stores.postgres import LeadRepository
+from marketing_agents.domain.field_errors import field_errors
 
 log = logging.getLogger(__name__)
 
@@ -384,8 +385,7 @@ def _mark_duplicates_within(admitted: list[_Admitted]) -> None:
 
 
 def _invalid(index: int, exc: ValidationError) -> LeadBatchItemResult:
-    fields = [{"field": ".".join(str(p) for p in err.get("loc", ())) or "body", "location": f"body.leads.{index}",
-               "message": err.get("msg", "invalid"), "type": err.get("type", "value_error")} for err in exc.errors()]
+    fields = field_errors(exc.errors(), f"body.leads.{index}", default_field="body")
     return LeadBatchItemResult(index=index, status="invalid", error=ItemError(
         code="validation_error", message="invalid fields: " + ", ".join(f["field"] for f in fields), details=fields))
 

@@ -62,6 +62,7 @@ from marketing_agents.domain.access import ALL_ROLES, WRITERS
 from marketing_agents.errors import Conflict, MarketingAgentsError, NotFound, RequestError
 from marketing_agents.memory.manager import UnifiedMemoryManager, situation_of
 from marketing_agents.memory.semantic import SemanticMemory
+from marketing_agents.domain.field_errors import field_errors
 
 log = logging.getLogger(__name__)
 
@@ -249,7 +250,7 @@ class ResourceRouter:
         try:
             validated = tool_arguments_model(name).model_validate(args or {})
         except ValidationError as exc:
-            raise RequestError(f"invalid arguments for tool '{name}'", _field_errors(exc)) from None
+            raise RequestError(f"invalid arguments for tool '{name}'", field_errors(exc.errors(), "arguments")) from None
         kwargs = {field: getattr(validated, field) for field in type(validated).model_fields}
         return to_jsonable_python(await getattr(self, name)(**kwargs))
 
@@ -264,7 +265,7 @@ class ResourceRouter:
         try:
             query = LeadQuery.model_validate({k: v for k, v in given.items() if v not in (None, "")})
         except ValidationError as exc:
-            raise RequestError("invalid lead list parameters", _field_errors(exc)) from None
+            raise RequestError("invalid lead list parameters", field_errors(exc.errors(), "arguments")) from None
         return await self._listing.page(query)
 
     async def lead(self, lead_id: str) -> Any:
@@ -656,8 +657,7 @@ def _relation_types(types: str | list[str] | None) -> list[RelationType] | None:
     return [_enum("types", name.strip().upper(), RelationType) for name in names if name.strip()]
 
 
-def _field_errors(exc: ValidationError) -> list[dict[str, str]]:
-    return [{"field": ".".join(str(p) for p in e["loc"]) or "arguments", "message": e["msg"]} for e in exc.errors()]
+
 
 
 def _error(exc: MarketingAgentsError) -> dict[str, Any]:

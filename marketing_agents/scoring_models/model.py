@@ -22,7 +22,6 @@ from __future__ import annotations
 import copy
 import json
 import math
-import time
 from dataclasses import dataclass
 from pathlib import Path
 

@@ -19,6 +19,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from marketing_agents.errors import MarketingAgentsError
+from marketing_agents.domain.field_errors import request_field_errors
 
 log = logging.getLogger(__name__)
 
@@ -53,21 +54,6 @@ def unwrap(exc: BaseException) -> BaseException:
     return exc
 
 
-def field_errors(exc: RequestValidationError) -> list[dict[str, Any]]:
-    fields = []
-    for err in exc.errors():
-        location, *path = err.get("loc", ()) or ("body",)
-        fields.append(
-            {
-                "field": ".".join(str(p) for p in path) or location,
-                "location": location,
-                "message": err.get("msg", "invalid"),
-                "type": err.get("type", "value_error"),
-            }
-        )
-    return fields
-
-
 # Errors that say a replica or actor is gone or overloaded, not that the request was wrong.
 TRANSIENT_CLUSTER_ERRORS = (RayActorError, ActorUnavailableError, BackPressureError, DeploymentUnavailableError,
                             ReplicaUnavailableError)
@@ -77,7 +63,7 @@ RETRY_AFTER_S = 2
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(RequestValidationError)
     async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
-        errors = field_errors(exc)
+        errors = request_field_errors(exc.errors())
         invalid_json = next((e for e in exc.errors() if e.get("type") == "json_invalid"), None)
         if invalid_json is not None:
             position = invalid_json.get("loc", ("body", None))[-1]

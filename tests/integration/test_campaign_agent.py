@@ -20,10 +20,10 @@ from marketing_agents.domain.campaign_views import (
     OPTIMIZER,
     CampaignUpdate,
     EscalationStatus,
-    InvalidFields,
     NewCampaign,
     OptimizationStatus,
 )
+from marketing_agents.domain.field_errors import InvalidFields
 from marketing_agents.domain.optimization import Allocation, EscalationKind, OptimizerPolicy
 from marketing_agents.domain import CampaignStatus, Channel
 from marketing_agents.domain.campaign import MetricsRow

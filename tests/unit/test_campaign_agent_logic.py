@@ -16,12 +16,8 @@ from marketing_agents.flows.campaign_optimizer import (
     policy_from_settings,
     summarise,
 )
-from marketing_agents.domain.campaign_views import (
-    CampaignUpdate,
-    InvalidFields,
-    MetricsBatch,
-    NewCampaign,
-)
+from marketing_agents.domain.campaign_views import CampaignUpdate, MetricsBatch, NewCampaign
+from marketing_agents.domain.field_errors import InvalidFields
 from marketing_agents.actors.campaign_allocation import AllocationOptimizer
 from marketing_agents.domain.optimization import Allocation, OptimizerPolicy, invert
 from marketing_agents.domain import Campaign, CampaignMetrics, CampaignStatus, Channel
