@@ -3,7 +3,7 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV   := .venv
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: install run stop test test-unit bench clean
+.PHONY: install run stop lint test test-unit bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -19,7 +19,11 @@ run: install ## start everything in the foreground; Ctrl-C stops it all
 stop: ## stop `make run` from another shell
 	@if [ -x $(VENV)/bin/marketing-agents ]; then $(VENV)/bin/marketing-agents stop; else echo "not installed: nothing to stop"; fi
 
-test: install ## the whole suite: unit, integration (real stores) and end to end (real Ray cluster)
+lint: install ## ruff over the code and tests; mypy over the packages held to it (pyproject.toml)
+	$(VENV)/bin/ruff check marketing_agents tests benchmarks scripts
+	$(VENV)/bin/mypy
+
+test: lint ## lint, then the whole suite: unit, integration (real stores) and end to end (real Ray cluster)
 	$(VENV)/bin/pytest $(PYTEST_ARGS)
 
 test-unit: install

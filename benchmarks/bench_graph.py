@@ -46,7 +46,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-
 from common import REPO, RESULTS, target, write_result
 
 TYPES = ["RELATES_TO", "INFLUENCES", "CONVERTS_TO", "SIMILAR_TO", "PRECEDES"]

@@ -42,6 +42,7 @@ def main() -> int:
     from marketing_agents.actors.triage import TriageAgent, TriageThresholds
     from marketing_agents.domain import HandoffPackage, Lead, NewLead
     from marketing_agents.domain.common import utc_now
+    from marketing_agents.domain.recall import MemoryRecall
     from marketing_agents.serve_app.package_transfer import PackageTransfer
 
     ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False)
@@ -49,10 +50,10 @@ def main() -> int:
     @ray.remote
     class Receiver:
         async def plan(self, transfer: PackageTransfer) -> int:
-            return len((await transfer.open()).memory["context"])
+            return len((await transfer.open()).memory.context["notes"])
 
         async def plan_by_value(self, package: HandoffPackage) -> int:
-            return len(package.memory["context"])
+            return len(package.memory.context["notes"])
 
         async def empty(self, size: int) -> int:
             return size
@@ -66,13 +67,14 @@ def main() -> int:
     receiver = Receiver.remote()
     figures: dict[str, dict] = {}
     for size in SIZES:
-        package = orchestrator.build_package(lead, triage, [], now, memory={"context": "x" * size})
+        memory = MemoryRecall(lead_id=lead.id, context={"notes": "x" * size}, elapsed_ms=0.0)
+        package = orchestrator.build_package(lead, triage, [], now, memory=memory)
         handoff = PackageTransfer.of(package)  # as the deployment does, once before its attempts
         by_reference = PackageTransfer(package.handoff_id, ref=ray.put(package))
-        calls = {"handoff": lambda: receiver.plan.remote(handoff),
-                 "by_reference": lambda: receiver.plan.remote(by_reference),
-                 "by_value": lambda: receiver.plan_by_value.remote(package),
-                 "empty_call": lambda: receiver.empty.remote(size)}
+        calls = {"handoff": lambda handoff=handoff: receiver.plan.remote(handoff),
+                 "by_reference": lambda by_reference=by_reference: receiver.plan.remote(by_reference),
+                 "by_value": lambda package=package: receiver.plan_by_value.remote(package),
+                 "empty_call": lambda size=size: receiver.empty.remote(size)}
         timings: dict[str, list[float]] = {mode: [] for mode in MODES}
         for call in calls.values():  # warm-up
             for _ in range(args.calls // 10):

@@ -3,7 +3,7 @@
 Starts the whole system as a user does (``python -m marketing_agents.cli run``: embedded stores, a local
 Ray cluster, the Serve app; free ports, a temporary MAS_DATA_DIR, no demo data, a fresh admin key with
 an admin rate limit out of reach, no dispatching schedule), then ``serve deploy``s the effective Serve
-config with a second application appended: ``marketing_agents.serve_app.calibration:app`` (a no-op
+config with a second application appended: ``noop_app:app`` (benchmarks/noop_app.py, a no-op
 deployment) on ``/calibration/noop``. Both applications are then driven by the same open-loop load
 generator, a separate process (asyncio + httpx) that posts a valid lead with a unique email and
 ``Authorization: Bearer <admin key>`` every 1/rate seconds whether or not earlier answers have come:
@@ -127,7 +127,8 @@ def summarise(records: list[tuple], rate: float, seconds: float) -> dict:
     processing = [p for *_, p in ok if isinstance(p, (int, float))]
     span = max((r[2] for r in records), default=seconds)
     errors = Counter(str(r[3]) for r in records if r[3] != 200)
-    p = lambda values, q: None if not values else round(percentile(values, q), 2)
+    def p(values, q):
+        return None if not values else round(percentile(values, q), 2)
     return {
         "offered_rps": rate, "seconds": seconds, "requests": len(records), "ok": len(ok),
         "achieved_rps": round(len(ok) / max(span, seconds), 2),
@@ -172,6 +173,22 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+def noop_application() -> dict:
+    """The no-op anchor (benchmarks/noop_app.py) as an application of a Serve config.
+
+    Its module is not in the package, so its workers get this directory on PYTHONPATH: ``serve deploy``
+    sends the config to the dashboard and uploads nothing, so a local ``working_dir`` would not reach
+    them, while the local cluster's workers see this directory as it is.
+    """
+    return {
+        "name": NOOP_APP, "route_prefix": NOOP, "import_path": "noop_app:app",
+        "runtime_env": {"env_vars": {"PYTHONPATH": str(Path(__file__).resolve().parent)}},
+        # One replica, the gateway's queue bounds: the anchor is the proxy plus one trivial hop.
+        "deployments": [{"name": "NoOp", "num_replicas": 1, "max_ongoing_requests": 200,
+                         "max_queued_requests": 400, "ray_actor_options": {"num_cpus": 0.1}}],
+    }
 
 
 class System:
@@ -235,12 +252,7 @@ class System:
         import yaml
 
         config = yaml.safe_load((self.data_dir / "serve_config.effective.yaml").read_text())
-        config["applications"].append({
-            "name": NOOP_APP, "route_prefix": NOOP, "import_path": "marketing_agents.serve_app.calibration:app",
-            # One replica, the gateway's queue bounds: the anchor is the proxy plus one trivial hop.
-            "deployments": [{"name": "NoOp", "num_replicas": 1, "max_ongoing_requests": 200,
-                             "max_queued_requests": 400, "ray_actor_options": {"num_cpus": 0.1}}],
-        })
+        config["applications"].append(noop_application())
         path = self.data_dir / "serve_config.bench.yaml"
         path.write_text(yaml.safe_dump(config, sort_keys=False))
         deploy = self.serve("deploy", str(path))
@@ -376,7 +388,8 @@ class CpuMeter:
         before, at = self.machine_before
         after = psutil.cpu_times()
         wall = time.monotonic() - at
-        busy = lambda t: t.user + t.nice + t.system + getattr(t, "irq", 0) + getattr(t, "softirq", 0)
+        def busy(t):
+            return t.user + t.nice + t.system + getattr(t, "irq", 0) + getattr(t, "softirq", 0)
         machine_busy_s = busy(after) - busy(before)
         return {"wall_s": wall, "cpu_s_by_role": {k: round(v, 3) for k, v in sorted(by_role.items())},
                 "replicas": dict(replicas), "machine_busy_s": round(machine_busy_s, 3),
@@ -472,7 +485,8 @@ def failed(step: dict) -> bool:
 
 
 def show(app: str, step: dict) -> None:
-    fmt = lambda v: "   -" if v is None else f"{v:7.1f}"
+    def fmt(v):
+        return "   -" if v is None else f"{v:7.1f}"
     top = sorted(((v, k) for k, v in step["cpu_ms_per_request"].items()), reverse=True)[:3]
     print(f"  {app:5} {step['offered_rps']:7.1f} req/s offered -> {step['achieved_rps']:7.1f} achieved  "
           f"p50 {fmt(step['p50_ms'])}  p95 {fmt(step['p95_ms'])}  p99 {fmt(step['p99_ms'])} ms  "
@@ -659,7 +673,8 @@ def read_profile(paths: list[Path]) -> dict:
             by_leaf[f"{func} ({area(where)})"] += n
             for seen in {f"{func} ({area(where)})" for func, where in frames if "marketing_agents/" in where}:
                 ours[seen] += n
-    share = lambda counter: {k: round(v / total, 3) for k, v in counter.most_common(8)} if total else {}
+    def share(counter):
+        return {k: round(v / total, 3) for k, v in counter.most_common(8)} if total else {}
     return {"samples": total, "cpu_s": round(total / SPY_RATE, 2), "by_cause_samples": dict(causes.most_common()),
             "by_cause": share(causes), "by_area": share(by_area),
             "by_function": share(by_leaf), "marketing_agents_inclusive": share(ours), "py_spy_errors": errors}
@@ -766,7 +781,7 @@ def main() -> int:
         p99_at_half = at_half["p99_ms"] if at_half and at_half["p99_ms"] is not None else None
         figures = {
             "step_seconds": args.seconds, "warmup_seconds": args.warmup, "system_start_seconds": round(startup_s, 1),
-            "anchor": {"what": "no-op Serve deployment (marketing_agents.serve_app.calibration) behind the same "
+            "anchor": {"what": "no-op Serve deployment (benchmarks/noop_app.py) behind the same "
                                "proxy, same client, same run", "max_sustained_rps": anchor_rps,
                        "at_offered_rps": anchor["offered_rps"], "p99_ms_there": anchor["p99_ms"]},
             "leads": {"max_sustained_rps": lead_max["achieved_rps"] if lead_max else 0.0,
@@ -879,7 +894,8 @@ def explain(profiled: dict, profiles: dict, anchor: dict, best: dict | None, at_
     over = [n for n in noop if not n["sustained"] and n["offered_rps"] > anchor["offered_rps"]]
     if over:
         first = min(over, key=lambda n: n["offered_rps"])
-        cpu = lambda step, name: step["cpu_ms_per_request"].get(name, 0)
+        def cpu(step, name):
+            return step["cpu_ms_per_request"].get(name, 0)
         notes.append(f"the anchor's limit: at {first['offered_rps']:g} req/s the no-op achieved "
                      f"{first['achieved_rps']:.0f}; CPU ms per request there client {cpu(first, 'client'):.1f}, "
                      f"proxy {cpu(first, 'proxy'):.1f}, NoOp {cpu(first, 'NoOp'):.1f} (at the anchor "

@@ -2,12 +2,13 @@
 
 Short-term: a lead's working context written and read (JSON with a TTL, and the write indexed under
 the lead for erasure, in one MULTI) through the short-term tier actor, against the same tier code
-running in this process, with the same redis-py client, straight to the same Valkey (the anchor). Long-term: profile
-upserts (``record_activity``) through the long-term tier actor, against the same statement on asyncpg
-straight to the same PostgreSQL over as many connections as the actor's pool has (the anchor). The
-anchor runs the same commands, so the ratio is what the actor costs. Both at 32 concurrent callers, on embedded servers started here, in 5 rounds side by
-side; the figure is the median round. Target: each tier at least 50 % of its anchor's operations per
-second. Writes results/bench_memory.json.
+running in this process, with the same redis-py client, straight to the same Valkey (the anchor).
+Long-term: profile upserts (``record_activity``) through the long-term tier actor, against the same
+statement on asyncpg straight to the same PostgreSQL over as many connections as the actor's pool has
+(the anchor). The anchor runs the same commands, so the ratio is what the actor costs. Both at 32
+concurrent callers, on embedded servers started here, in 5 rounds side by side; the figure is the
+median round. Target: each tier at least 50 % of its anchor's operations per second. Writes
+results/bench_memory.json.
 """
 
 from __future__ import annotations
@@ -43,8 +44,8 @@ async def run(ops: int, data_dir: Path, dsn: str, redis_url: str) -> dict:
     import asyncpg
     import ray
 
-    from marketing_agents.memory.tier_actors import ActorTier, MemoryTierActor
     from marketing_agents.memory.short_term import ShortTermMemory, TtlPolicy
+    from marketing_agents.memory.tier_actors import LongTermActor, MemoryTierActor, ShortTermActor
     from marketing_agents.settings import Settings
     from marketing_agents.stores.connection_budget import pool_size
     from marketing_agents.stores.migrations import migrate
@@ -64,8 +65,8 @@ async def run(ops: int, data_dir: Path, dsn: str, redis_url: str) -> dict:
                               country, source, consent, status) VALUES ($1, $2, 'A', 'B', 'C', 'D', 'E', 10,
                               'DE', 'web', '{}', 'engaged')""", [(i, f"{i}@x.io") for i in lead_ids])
     ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False)
-    short_term = ActorTier(MemoryTierActor.remote("short_term", settings))
-    long_term = ActorTier(MemoryTierActor.remote("long_term", settings))
+    short_term = ShortTermActor(MemoryTierActor.remote("short_term", settings))
+    long_term = LongTermActor(MemoryTierActor.remote("long_term", settings))
     client = create_client(settings)  # the client the tier actor builds for itself, here in this process
     direct_short_term = ShortTermMemory(RedisShortTermStore(client), TtlPolicy.from_settings(settings))
     context = {"lead": {"email": "a@b.io", "first_name": "Ana", "company": "Northwind"},

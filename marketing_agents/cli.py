@@ -146,7 +146,9 @@ def _consolidate(args: argparse.Namespace, settings: Settings) -> int:
 def _import(args: argparse.Namespace, settings: Settings) -> int:
     import asyncpg
 
-    from marketing_agents.memory.interaction_import import TextProgressBar, import_interactions, parse_mapping
+    from marketing_agents.memory.import_progress import TextProgressBar
+    from marketing_agents.memory.interaction_file import parse_mapping
+    from marketing_agents.memory.interaction_import import import_interactions
     from marketing_agents.stores.embedded import postgres_dsn_for
 
     mapping = parse_mapping(args.map)
@@ -171,8 +173,8 @@ def _with_memory(settings: Settings, action):
     """Runs ``action(manager)`` with a unified memory manager over in-process tiers."""
     from pydantic import SecretStr
 
-    from marketing_agents.memory.tier_actors import TIER_NAMES, build_tier
     from marketing_agents.memory.manager import UnifiedMemoryManager
+    from marketing_agents.memory.tier_actors import TIER_NAMES, build_tier
     from marketing_agents.stores.connections import StoreConnections
     from marketing_agents.stores.embedded import postgres_dsn_for, redis_url_for
 

@@ -42,7 +42,7 @@ class ConfigError(MarketingAgentsError):
 class StorageError(MarketingAgentsError):
     status_code = 503
     code = "storage_unavailable"
-    retry_after_s = 5
+    retry_after_s: int | None = 5
 
 
 class MigrationError(StorageError):

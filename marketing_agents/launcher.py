@@ -33,8 +33,8 @@ import psutil
 import yaml
 
 import marketing_agents
-from marketing_agents.domain.access import generate_key
 from marketing_agents.actors.routing import RoutingRules
+from marketing_agents.domain.access import generate_key
 from marketing_agents.errors import ConfigError, MarketingAgentsError
 from marketing_agents.serve_app.status import APP_NAME
 from marketing_agents.settings import Settings

@@ -123,7 +123,8 @@ def add_scoring_verbs(verbs) -> None:
                             "of its creation; younger leads are left out (default 90)")
     train.add_argument("--out", required=True, metavar="DIR", help="directory for the artifacts")
     train.add_argument("--id", metavar="COLUMN", help="lead id column (not used as a feature)")
-    train.add_argument("--cv", type=bounded_int(2, what="folds"), default=5, metavar="K", help="cross-validation folds (default 5)")
+    train.add_argument("--cv", type=bounded_int(2, what="folds"), default=5, metavar="K",
+                       help="cross-validation folds (default 5)")
     train.add_argument("--register", action="store_true", help="also register the model in MAS_DATA_DIR/models")
     train.add_argument("--promote", action="store_true", help="register and make it the active model")
     train.set_defaults(handler=train_command, usage_error=train.error)

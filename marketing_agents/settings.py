@@ -120,7 +120,7 @@ class Settings(BaseSettings):
     handoff_recovery_every_s: float = Field(default=15.0, ge=0)
 
     # The campaign optimizer's policy, MAS_OPTIMIZER_*: one field per OptimizerPolicy field
-    # (actors/campaign_optimizer.py documents each; the defaults are the policy's own). Shares are
+    # (domain/optimization.py documents each; the defaults are the policy's own). Shares are
     # fractions of the budget; the escalation thresholds are inclusive. MAS_OPTIMIZER_SEED varies the
     # random stream, which is otherwise fixed per campaign and day of metrics.
     optimizer_rate_basis: str = Field(default="impression", pattern="^(impression|click)$")

@@ -48,7 +48,7 @@ class OutboxSinks:
         outbox = self.outbox
 
         class Handler(BaseHTTPRequestHandler):
-            def do_POST(self):  # noqa: N802
+            def do_POST(self):
                 body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
                 key = self.headers.get("Idempotency-Key") or "request"
                 (outbox / f"{key}.json").write_bytes(json.dumps(json.loads(body), indent=2).encode())

@@ -1,4 +1,4 @@
-"""The MCP resource router over the real embedded stores, with the agents in-process, for tests."""
+"""The MCP handlers (``mcp.handlers.McpServer``) over the real embedded stores, agents in-process, for tests."""
 
 from __future__ import annotations
 
@@ -10,11 +10,12 @@ from typing import Any
 
 import pytest
 
-from marketing_agents.flows.campaign_optimizer import CampaignOptimizer
 from marketing_agents.domain.optimization import OptimizerPolicy
-from marketing_agents.mcp.router import ResourceRouter
-from marketing_agents.memory.tier_actors import TIER_NAMES, build_tier
+from marketing_agents.flows.campaign_optimizer import CampaignOptimizer
+from marketing_agents.mcp.handlers import McpServer
+from marketing_agents.memory.event_bus import EventBus
 from marketing_agents.memory.manager import UnifiedMemoryManager
+from marketing_agents.memory.tier_actors import TIER_NAMES, build_tier
 from marketing_agents.stores.connections import StoreConnections
 from marketing_agents.stores.postgres_campaigns import PostgresCampaignStore
 from marketing_agents.stores.postgres_lead_listing import LeadListing
@@ -34,7 +35,7 @@ def trained_models(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @dataclass
 class RouterWorld:
-    router: ResourceRouter
+    router: McpServer
     tiers: dict[str, Any]
     campaigns: CampaignOptimizer
     memory: UnifiedMemoryManager
@@ -53,11 +54,13 @@ async def router_world(migrated, pool, repository, models: Path | None) -> Async
     await graph.store.clear()
     await graph.load_starter_graph()
     intake = InProcessAgents().intake(repository, tiers["short_term"], memory=memory)
-    campaigns = CampaignOptimizer(PostgresCampaignStore(pool), tiers["short_term"], OptimizerPolicy())
+    events = EventBus(tiers["short_term"].store, tiers["short_term"].policy)
+    campaigns = CampaignOptimizer(PostgresCampaignStore(pool), events, OptimizerPolicy())
     registry = ModelRegistry(models if models is not None else migrated.data_dir / "no-models")
-    router = ResourceRouter(leads=repository, listing=LeadListing(pool), reads=LeadReads(pool), campaigns=campaigns, memory=memory, graph=graph,
-                            submit=intake.submit, active_scorer=registry.active_scorer,
-                            industry_synonyms=await graph.industry_synonyms(), recall_deadline_s=5)
+    router = McpServer(settings=settings, leads=repository, listing=LeadListing(pool), reads=LeadReads(pool),
+                       campaigns=campaigns, memory=memory, graph=graph, submit=intake.submit,
+                       active_scorer=registry.active_scorer, industry_synonyms=await graph.industry_synonyms(),
+                       recall_deadline_s=5)
     try:
         yield RouterWorld(router, tiers, campaigns, memory)
     finally:

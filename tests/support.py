@@ -10,9 +10,11 @@ from pathlib import Path
 
 from marketing_agents.actors.engagement import EngagementAgent
 from marketing_agents.actors.handoff import HandoffOrchestrator, HandoffRetry
-from marketing_agents.flows.lead_orchestrator import LeadOrchestrator
 from marketing_agents.actors.triage import TriageAgent, TriageThresholds
 from marketing_agents.domain import utc_now
+from marketing_agents.flows.lead_orchestrator import LeadOrchestrator
+from marketing_agents.memory.event_bus import EventBus
+from marketing_agents.memory.short_term import ShortTermMemory
 from marketing_agents.settings import Settings
 from marketing_agents.stores.embedded import EmbeddedPostgres, EmbeddedValkey
 
@@ -107,7 +109,7 @@ class InProcessAgents:
         return self.triage_agent.triage(lead, utc_now() - self.triage_delay, enrichment)
 
     async def prepare(self, lead, triage, provenance, memory=None):
-        return self.orchestrator.prepare(lead, triage, provenance, memory or {}, utc_now())
+        return self.orchestrator.prepare(lead, triage, provenance, memory, utc_now())
 
     async def deliver(self, package):
         async def send(package):
@@ -118,5 +120,9 @@ class InProcessAgents:
 
         return await self.orchestrator.deliver(package, send)
 
-    def intake(self, repository, short_term, memory=None) -> LeadOrchestrator:
-        return LeadOrchestrator(self.triage, self.prepare, self.deliver, repository, short_term, memory=memory)
+    def intake(self, repository, short_term, memory=None, events=None) -> LeadOrchestrator:
+        """``events``: by default a bus over the same Redis as ``short_term``, as the Serve deployment wires it."""
+        if events is None and isinstance(short_term, ShortTermMemory):
+            events = EventBus(short_term.store, short_term.policy)
+        return LeadOrchestrator(self.triage, self.prepare, self.deliver, repository, short_term, memory=memory,
+                                events=events)

@@ -48,8 +48,8 @@ import numpy as np
 from pydantic import ConfigDict, Field
 
 from marketing_agents.actors.campaign_allocation import AllocationOptimizer
-from marketing_agents.domain.optimization import Allocation, Arm, OptimizerPolicy, apply_decision
 from marketing_agents.domain import CampaignMetrics, Channel, DomainModel
+from marketing_agents.domain.optimization import Allocation, Arm, OptimizerPolicy, apply_decision
 
 MIN_RATE, MAX_RATE = 0.005, 0.05
 MIN_LIFT, MAX_LIFT = 1.10, 1.50

@@ -28,6 +28,7 @@ from marketing_agents.domain import (
     TriageCategory,
     TriageResult,
 )
+from marketing_agents.domain.recall import MemoryRecall
 
 log = logging.getLogger(__name__)
 
@@ -89,8 +90,8 @@ class HandoffOrchestrator:
         self.min_quality = min_quality
         self.retry = retry
 
-    def prepare(self, lead: Lead, triage: TriageResult, provenance: list[ProvenanceEntry], memory: dict,
-                now: datetime) -> PreparedHandoff:
+    def prepare(self, lead: Lead, triage: TriageResult, provenance: list[ProvenanceEntry],
+                memory: MemoryRecall | None, now: datetime) -> PreparedHandoff:
         """Packages and scores; the record is what gets persisted before anything is sent."""
         package = self.build_package(lead, triage, provenance, now, memory=memory)
         quality = self.assess(package, now)
@@ -119,7 +120,7 @@ class HandoffOrchestrator:
 
     def build_package(
         self, lead: Lead, triage: TriageResult, provenance: list[ProvenanceEntry], now: datetime,
-        handoff_id: UUID | None = None, memory: dict | None = None,
+        handoff_id: UUID | None = None, memory: MemoryRecall | None = None,
     ) -> HandoffPackage:
         return HandoffPackage(
             handoff_id=handoff_id or uuid4(),
@@ -127,7 +128,7 @@ class HandoffOrchestrator:
             to_agent=triage.route_to or "",
             lead=lead,
             triage=triage,
-            memory=memory or {},
+            memory=memory,
             provenance=[*provenance, ProvenanceEntry(agent="HandoffOrchestrator", action="packaged", at=now)],
             created_at=now,
         )

@@ -16,6 +16,7 @@ from marketing_agents.domain.triage import LeadEnrichment
 from marketing_agents.scoring_models.errors import ModelNotFoundError
 from marketing_agents.scoring_models.lead_features import lead_features
 
+
 @dataclass(frozen=True)
 class ModelOpinion:
     probability: float

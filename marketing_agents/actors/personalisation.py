@@ -20,6 +20,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from marketing_agents.domain import Channel
+from marketing_agents.domain.episode import EpisodeOutcome
+from marketing_agents.domain.recall import MemoryRecall
 
 WEIGHTS = {"graph": 0.4, "similar_converters": 0.4, "own_history": 0.2}
 MIN_AFFINITY = 0.15
@@ -42,7 +44,8 @@ class ChannelAffinity:
 
 
 def _channel(value: Any) -> Channel | None:
-    """'linkedin', 'channel:linkedin' or a graph node dict -> Channel; None for anything else."""
+    """'linkedin', 'channel:linkedin' or a graph node dict -> Channel; None for anything else (an episode's
+    actions are free-form, so their channels are read this leniently)."""
     if isinstance(value, dict):
         value = value.get("id") or value.get("name")
     if not isinstance(value, str):
@@ -53,24 +56,24 @@ def _channel(value: Any) -> Channel | None:
         return None
 
 
-def _graph_scores(memory: dict) -> dict[Channel, float]:
+def _graph_scores(memory: MemoryRecall) -> dict[Channel, float]:
     scores: dict[Channel, float] = {}
-    for recommendation in memory.get("best_channels") or []:
-        channel = _channel(recommendation.get("channel"))
+    for recommendation in memory.best_channels:
+        channel = _channel(recommendation.channel.id)
         if channel is not None:
-            scores[channel] = max(scores.get(channel, 0.0), float(recommendation.get("score") or 0.0))
+            scores[channel] = max(scores.get(channel, 0.0), recommendation.score)
     return scores
 
 
-def _converter_shares(memory: dict) -> tuple[dict[Channel, float], int]:
+def _converter_shares(memory: MemoryRecall) -> tuple[dict[Channel, float], int]:
     weights: dict[Channel, float] = defaultdict(float)
     converters = 0
-    for similar in memory.get("similar_episodes") or []:
-        episode = similar.get("episode") or {}
-        if episode.get("outcome") != "converted":
+    for similar in memory.similar_episodes:
+        episode = similar.episode
+        if episode.outcome is not EpisodeOutcome.CONVERTED:
             continue
-        similarity = max(0.0, float(similar.get("similarity") or 0.0))
-        touches = [c for c in (_channel(a.get("channel")) for a in episode.get("actions") or []) if c]
+        similarity = max(0.0, similar.similarity)
+        touches = [c for c in (_channel(a.get("channel")) for a in episode.actions) if c]
         if not touches or similarity == 0:
             continue
         converters += 1
@@ -80,16 +83,17 @@ def _converter_shares(memory: dict) -> tuple[dict[Channel, float], int]:
     return ({channel: w / total for channel, w in weights.items()} if total else {}), converters
 
 
-def _history_shares(memory: dict) -> dict[Channel, float]:
-    counts = ((memory.get("profile") or {}).get("engagement_by_channel")) or {}
+def _history_shares(memory: MemoryRecall) -> dict[Channel, float]:
+    counts = (memory.profile or {}).get("engagement_by_channel") or {}
     by_channel = {c: float(n) for c, n in ((_channel(k), v) for k, v in counts.items()) if c is not None and n}
     total = sum(by_channel.values())
     return {channel: n / total for channel, n in by_channel.items()} if total else {}
 
 
-def channel_affinity(memory: dict[str, Any] | None) -> ChannelAffinity:
+def channel_affinity(memory: MemoryRecall | None) -> ChannelAffinity:
     """Scores every channel the recall has evidence for; a recall with no evidence scores nothing."""
-    memory = memory or {}
+    if memory is None:
+        return ChannelAffinity()
     graph = _graph_scores(memory)
     converters, n_converters = _converter_shares(memory)
     history = _history_shares(memory)

@@ -15,7 +15,6 @@ from uuid import UUID
 
 from pydantic import Field, StringConstraints, ValidationInfo, field_validator
 
-from marketing_agents.domain.optimization import Allocation, EscalationKind, OptimizationDecision
 from marketing_agents.domain import (
     Campaign,
     CampaignStatus,
@@ -25,6 +24,7 @@ from marketing_agents.domain import (
 from marketing_agents.domain.campaign import MetricsRow, Money
 from marketing_agents.domain.common import Text
 from marketing_agents.domain.field_errors import InvalidFields, field_error
+from marketing_agents.domain.optimization import Allocation, EscalationKind, OptimizationDecision
 
 CampaignName = Annotated[str, StringConstraints(min_length=1, max_length=200)]
 Actor = Annotated[str, StringConstraints(min_length=1, max_length=200)]

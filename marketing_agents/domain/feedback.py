@@ -23,6 +23,7 @@ from pydantic import (
 
 from marketing_agents.domain.common import Channel, DomainModel, Text, utc_now
 from marketing_agents.domain.engagement import Touchpoint
+from marketing_agents.domain.field_errors import ItemError
 from marketing_agents.domain.interaction import Interaction, InteractionType
 from marketing_agents.domain.lead import (
     MAX_ATTRIBUTES,
@@ -31,8 +32,8 @@ from marketing_agents.domain.lead import (
     Consent,
     LeadStatus,
 )
+from marketing_agents.domain.limits import MAX_CONVERSATION_ID_LENGTH, MAX_INTERACTION_BATCH
 
-MAX_BATCH = 1000
 # Clocks disagree a little; an interaction further in the future than this is a client's bug.
 MAX_CLOCK_SKEW = timedelta(minutes=5)
 # Where the client's event id is kept, inside ``interactions.attributes``.
@@ -54,7 +55,7 @@ class NewInteraction(DomainModel):
     channel: Channel | None = Field(default=None, description="Where it happened; for an unsubscribe, the "
                                                               "channel to opt out of (omitted: every channel).")
     campaign_id: UUID | None = Field(default=None, description="An existing campaign the interaction belongs to.")
-    conversation_id: Annotated[str, StringConstraints(min_length=1, max_length=128)] | None = None
+    conversation_id: Annotated[str, StringConstraints(min_length=1, max_length=MAX_CONVERSATION_ID_LENGTH)] | None = None
     value: Decimal | None = Field(default=None, ge=0, max_digits=14, decimal_places=2,
                                   description="Money, for a purchase or a valued form submission (a conversion).")
     occurred_at: AwareDatetime = Field(description="When the lead did it, with a UTC offset.")
@@ -96,8 +97,8 @@ class InteractionBatch(DomainModel):
     is reported in its place without blocking the others."""
 
     interactions: list[dict[str, Any]] = Field(
-        min_length=1, max_length=MAX_BATCH,
-        description=f"1 to {MAX_BATCH} objects, each shaped like a single interaction (NewInteraction).")
+        min_length=1, max_length=MAX_INTERACTION_BATCH,
+        description=f"1 to {MAX_INTERACTION_BATCH} objects, each shaped like a single interaction (NewInteraction).")
 
 
 class PendingTouchpoint(DomainModel):
@@ -193,12 +194,6 @@ class InteractionOutcome(DomainModel):
     conversion_id: UUID | None = None
     counts: dict[str, int] = Field(default_factory=dict,
                                    description="The lead's interactions by type, this one included.")
-
-
-class ItemError(DomainModel):
-    code: str
-    message: str
-    details: Any = None
 
 
 class InteractionItemResult(DomainModel):

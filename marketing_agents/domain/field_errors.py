@@ -1,5 +1,5 @@
 """What is wrong with a request, field by field: the one shape every 422, batch item error and MCP
-``-32602`` carries in its ``details``.
+``-32602`` carries in its ``details``; and the error of one batch item.
 
 Each entry is ``{"field", "location", "message", "type"}``: ``field`` is the dotted path inside
 ``location`` (``body``, ``query``, ``path``, ``header``, or the item of a batch, ``body.leads.3``),
@@ -11,6 +11,9 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any, TypedDict
 
+from pydantic import Field
+
+from marketing_agents.domain.common import DomainModel
 from marketing_agents.errors import RequestError
 
 
@@ -41,6 +44,14 @@ def request_field_errors(errors: Iterable[Mapping[str, Any]]) -> list[FieldError
         where, *path = err.get("loc", ()) or ("body",)
         entries.extend(field_errors([{**err, "loc": tuple(path)}], str(where)))
     return entries
+
+
+class ItemError(DomainModel):
+    """Why one item of a batch (leads, interactions) was not taken: the error a single request would get."""
+
+    code: str = Field(description="validation_error, lead_exists, storage_unavailable, ...")
+    message: str
+    details: Any = None
 
 
 class InvalidFields(RequestError):

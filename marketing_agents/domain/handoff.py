@@ -7,10 +7,11 @@ from enum import StrEnum
 from typing import Any
 from uuid import UUID
 
-from pydantic import Field
+from pydantic import Field, SerializerFunctionWrapHandler, field_serializer, field_validator
 
 from marketing_agents.domain.common import DomainModel, Probability, Text
 from marketing_agents.domain.lead import Lead
+from marketing_agents.domain.recall import MemoryRecall
 from marketing_agents.domain.triage import TriageResult
 
 HANDOFF_SCHEMA_VERSION = 1
@@ -41,9 +42,21 @@ class HandoffPackage(DomainModel):
     to_agent: str
     lead: Lead
     triage: TriageResult
-    memory: dict[str, Any] = Field(default_factory=dict, description="What the memory tiers recalled about the lead.")
+    memory: MemoryRecall | None = Field(default=None, description="What the memory tiers recalled about the lead; "
+                                                                 "None when they were not asked.")
     provenance: list[ProvenanceEntry]
     created_at: datetime
+
+    # A package without a recall has always been stored (and sent) with ``"memory": {}``: it keeps that
+    # shape, so that handoffs stored before the recall was typed load unchanged, and schema_version stays.
+    @field_validator("memory", mode="before")
+    @classmethod
+    def _no_recall_from_json(cls, value: Any) -> Any:
+        return None if isinstance(value, dict) and not value else value
+
+    @field_serializer("memory", mode="wrap")
+    def _no_recall_as_json(self, memory: MemoryRecall | None, handler: SerializerFunctionWrapHandler) -> Any:
+        return {} if memory is None else handler(memory)
 
 
 class HandoffStatus(StrEnum):
@@ -63,6 +76,7 @@ class HandoffRecord(DomainModel):
     status: HandoffStatus
     quality: HandoffQuality
     reason: Text
-    package_bytes: int = Field(ge=0, description="Size of the package as JSON; above 100 KiB it travels by reference through the object store.")
+    package_bytes: int = Field(ge=0, description="Size of the package as JSON; above 100 KiB it travels by reference "
+                                                 "through the object store.")
     created_at: datetime
     completed_at: datetime | None = None

@@ -11,6 +11,7 @@ from uuid import UUID
 from pydantic import Field, StringConstraints
 
 from marketing_agents.domain.common import Channel, DomainModel
+from marketing_agents.domain.limits import MAX_CONVERSATION_ID_LENGTH
 
 
 class InteractionType(StrEnum):
@@ -29,7 +30,7 @@ class Interaction(DomainModel):
     type: InteractionType
     channel: Channel | None = None
     campaign_id: UUID | None = None
-    conversation_id: Annotated[str, StringConstraints(min_length=1, max_length=128)] | None = None
+    conversation_id: Annotated[str, StringConstraints(min_length=1, max_length=MAX_CONVERSATION_ID_LENGTH)] | None = None
     value: Decimal | None = Field(default=None, ge=0, max_digits=14, decimal_places=2)
     occurred_at: datetime
     attributes: dict[str, Any] = Field(default_factory=dict)

@@ -11,6 +11,7 @@ import pycountry
 from pydantic import AfterValidator, ConfigDict, EmailStr, Field, StringConstraints, field_validator
 
 from marketing_agents.domain.common import Channel, DomainModel, Name, Slug
+from marketing_agents.domain.limits import MAX_EXTERNAL_ID_LENGTH
 
 MAX_ATTRIBUTES = 50
 
@@ -81,7 +82,7 @@ class NewLead(DomainModel):
     country: CountryCode = Field(description="ISO 3166-1 alpha-2 code, e.g. 'DE'.")
     source: Slug = Field(description="Where the lead came from, e.g. 'web_form', 'referral', 'event'.")
     consent: Consent = Field(default_factory=Consent)
-    external_id: Annotated[str, StringConstraints(min_length=1, max_length=128)] | None = Field(
+    external_id: Annotated[str, StringConstraints(min_length=1, max_length=MAX_EXTERNAL_ID_LENGTH)] | None = Field(
         default=None, description="The lead's id in the client's CRM; unique across leads."
     )
     attributes: dict[AttributeKey, AttributeValue] = Field(

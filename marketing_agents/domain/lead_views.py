@@ -11,11 +11,12 @@ from uuid import UUID
 from pydantic import Field, model_validator
 
 from marketing_agents.domain.common import DomainModel
+from marketing_agents.domain.field_errors import ItemError
 from marketing_agents.domain.lead import LeadStatus
+from marketing_agents.domain.limits import MAX_LEAD_BATCH
 from marketing_agents.domain.results import LeadProcessingResult
 from marketing_agents.domain.triage import TriageCategory
 
-MAX_LEAD_BATCH = 1000
 MAX_PAGE = 200
 DEFAULT_PAGE = 50
 
@@ -29,12 +30,6 @@ class LeadBatch(DomainModel):
     leads: list[dict[str, Any]] = Field(
         min_length=1, max_length=MAX_LEAD_BATCH,
         description=f"1 to {MAX_LEAD_BATCH} objects, each shaped like a single lead (NewLead).")
-
-
-class ItemError(DomainModel):
-    code: str = Field(description="validation_error, lead_exists, storage_unavailable, ...")
-    message: str
-    details: Any = None
 
 
 class LeadBatchItemResult(DomainModel):

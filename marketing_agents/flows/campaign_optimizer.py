@@ -1,6 +1,6 @@
 """The campaign optimizer agent: campaigns, their metrics, and the optimizer's decisions, stored.
 
-Plain Python over the PostgreSQL store and short-term memory (for events); the Serve deployment
+Plain Python over the PostgreSQL store and the event bus; the Serve deployment
 (``serve_app.campaigns``) only forwards calls here. The judgment is ``campaign_optimizer``'s; this
 class decides when it runs, what is stored, and who may undo what:
 
@@ -17,13 +17,12 @@ class decides when it runs, what is stored, and who may undo what:
   it set; after a later optimization it is refused with 409 naming that one. A rollback is itself an
   applied optimization, audited and undoable.
 - Each write is one transaction together with its audit row in ``agent_actions``; events go out on the
-  ``campaigns`` and ``escalations`` topics after the commit, and a failure to publish is only logged.
+  ``campaigns`` and ``escalations`` topics after the commit (``publish_after_commit``).
 """
 
 from __future__ import annotations
 
 import hashlib
-import logging
 from collections.abc import Callable, Sequence
 from datetime import date, datetime
 from decimal import Decimal
@@ -33,6 +32,9 @@ from uuid import UUID, uuid4
 import numpy as np
 from pydantic import ValidationError
 
+from marketing_agents.actors.campaign_allocation import AllocationOptimizer
+from marketing_agents.domain import Campaign, CampaignStatus, Channel, utc_now
+from marketing_agents.domain.campaign import MetricsRow
 from marketing_agents.domain.campaign_views import (
     OPTIMIZER,
     CampaignDetail,
@@ -49,7 +51,6 @@ from marketing_agents.domain.campaign_views import (
     OptimizationStatus,
 )
 from marketing_agents.domain.field_errors import InvalidFields, field_error, field_errors
-from marketing_agents.actors.campaign_allocation import AllocationOptimizer
 from marketing_agents.domain.optimization import (
     ActionKind,
     OptimizationDecision,
@@ -58,22 +59,16 @@ from marketing_agents.domain.optimization import (
     analyse,
     invert,
 )
-from marketing_agents.domain import Campaign, CampaignStatus, Channel, utc_now
-from marketing_agents.domain.campaign import MetricsRow
 from marketing_agents.errors import ConfigError, Conflict, NotFound
-from marketing_agents.memory.short_term import ShortTermMemory
+from marketing_agents.memory.event_bus import EventBus, OutgoingEvent, publish_after_commit
 from marketing_agents.settings import Settings
 from marketing_agents.stores.postgres_campaigns import (
     PostgresCampaignStore,
     campaign_not_found,
 )
 
-log = logging.getLogger(__name__)
-
 CAMPAIGNS_TOPIC = "campaigns"
 ESCALATIONS_TOPIC = "escalations"
-
-Event = tuple[str, str, dict[str, Any]]  # topic, type, payload
 
 
 def policy_from_settings(settings: Settings) -> OptimizerPolicy:
@@ -140,14 +135,14 @@ class CampaignOptimizer:
     def __init__(
         self,
         store: PostgresCampaignStore,
-        short_term: ShortTermMemory | None = None,
+        events: EventBus | None = None,
         policy: OptimizerPolicy | None = None,
         *,
         seed: int = 0,
         clock: Callable[[], datetime] = utc_now,
     ) -> None:
         self._store = store
-        self._short_term = short_term
+        self._events = events
         self._optimizer = AllocationOptimizer(policy)
         self._seed = seed
         self._clock = clock
@@ -158,8 +153,8 @@ class CampaignOptimizer:
 
     @classmethod
     def from_settings(cls, settings: Settings, store: PostgresCampaignStore,
-                      short_term: ShortTermMemory | None) -> CampaignOptimizer:
-        return cls(store, short_term, policy_from_settings(settings), seed=settings.optimizer_seed)
+                      events: EventBus | None) -> CampaignOptimizer:
+        return cls(store, events, policy_from_settings(settings), seed=settings.optimizer_seed)
 
     # -- campaigns ---------------------------------------------------------------------------------
 
@@ -243,7 +238,7 @@ class CampaignOptimizer:
         report = _report_of(campaign_id, rows)
         inputs = {"report": report.model_dump(mode="json"), "policy": self.policy.model_dump(mode="json"),
                   "previous": made_from.model_dump(mode="json") if made_from else None, "seed": seed}
-        events: list[Event] = []
+        events: list[OutgoingEvent] = []
         async with self._store.locked(campaign_id) as tx:
             stored = await tx.allocation()
             if (stored.allocation if stored else None) != made_from:
@@ -285,11 +280,11 @@ class CampaignOptimizer:
         if decision.auto_applicable:
             events.append(self._applied_event(record, OPTIMIZER))
         else:
-            events.append((CAMPAIGNS_TOPIC, "optimization.proposed", {
+            events.append(OutgoingEvent((CAMPAIGNS_TOPIC,), "optimization.proposed", {
                 **self._optimization_payload(record), "escalations": [e.kind.value for e in decision.escalations]}))
-            events += [(ESCALATIONS_TOPIC, "escalation.opened", self._escalation_payload(e))
+            events += [OutgoingEvent((ESCALATIONS_TOPIC,), "escalation.opened", self._escalation_payload(e))
                        for e in record.escalations]
-        await self._publish(events)
+        await publish_after_commit(self._events, events, f"optimization {record.id} of campaign {campaign_id}")
         return record
 
     async def approve(self, optimization_id: UUID, by: str = "api") -> OptimizationRecord:
@@ -315,9 +310,10 @@ class CampaignOptimizer:
                             **_allocation_payload(record.decision)},
                            f"approved by {by}: {summarise(record.decision)}", now)
             record = await tx.optimization(optimization_id)
-        await self._publish([self._applied_event(record, by),
-                             *[(ESCALATIONS_TOPIC, "escalation.acknowledged", self._escalation_payload(e))
-                               for e in acknowledged]])
+        await publish_after_commit(self._events, [
+            self._applied_event(record, by),
+            *[OutgoingEvent((ESCALATIONS_TOPIC,), "escalation.acknowledged", self._escalation_payload(e))
+              for e in acknowledged]], f"approval of optimization {optimization_id} of campaign {campaign_id}")
         return record
 
     async def rollback(self, optimization_id: UUID, by: str = "api") -> OptimizationRecord:
@@ -350,9 +346,9 @@ class CampaignOptimizer:
                            {"optimization_id": str(record.id), "rollback_of": str(optimization_id),
                             "decision": undo.model_dump(mode="json")},
                            f"optimization {optimization_id} rolled back by {by}: {summarise(undo)}", now)
-        await self._publish([(CAMPAIGNS_TOPIC, "optimization.rolled_back", {
+        await publish_after_commit(self._events, [OutgoingEvent((CAMPAIGNS_TOPIC,), "optimization.rolled_back", {
             "optimization_id": str(optimization_id), "rollback_id": str(record.id), "campaign_id": str(campaign_id),
-            "by": by, **_allocation_payload(undo)})])
+            "by": by, **_allocation_payload(undo)})], f"rollback {record.id} of optimization {optimization_id}")
         return record
 
     async def optimization(self, optimization_id: UUID) -> OptimizationRecord:
@@ -426,7 +422,9 @@ class CampaignOptimizer:
             raise Conflict(f"escalation {escalation_id} was already acknowledged by {escalation.acknowledged_by} "
                            f"at {escalation.acknowledged_at.isoformat()}",
                            {"escalation_id": str(escalation_id), "acknowledged_by": escalation.acknowledged_by})
-        await self._publish([(ESCALATIONS_TOPIC, "escalation.acknowledged", self._escalation_payload(escalation))])
+        await publish_after_commit(self._events, [
+            OutgoingEvent((ESCALATIONS_TOPIC,), "escalation.acknowledged", self._escalation_payload(escalation))],
+            f"acknowledgement of escalation {escalation_id}")
         return escalation
 
     # -- events ------------------------------------------------------------------------------------
@@ -437,8 +435,9 @@ class CampaignOptimizer:
                 "status": record.status.value, "as_of": record.decision.as_of.isoformat()
                 if record.decision.as_of else None, **_allocation_payload(record.decision)}
 
-    def _applied_event(self, record: OptimizationRecord, by: str) -> Event:
-        return CAMPAIGNS_TOPIC, "optimization.applied", {**self._optimization_payload(record), "applied_by": by}
+    def _applied_event(self, record: OptimizationRecord, by: str) -> OutgoingEvent:
+        return OutgoingEvent((CAMPAIGNS_TOPIC,), "optimization.applied",
+                             {**self._optimization_payload(record), "applied_by": by})
 
     @staticmethod
     def _escalation_payload(e: EscalationRecord) -> dict[str, Any]:
@@ -446,16 +445,6 @@ class CampaignOptimizer:
                 "optimization_id": str(e.optimization_id), "kind": e.kind.value, "arm": e.arm,
                 "threshold": e.threshold, "observed": e.observed, "message": e.message, "status": e.status.value,
                 "acknowledged_by": e.acknowledged_by, "note": e.note}
-
-    async def _publish(self, events: list[Event]) -> None:
-        """After the commit: the decision is already safe, so a failure to announce it is only logged."""
-        if self._short_term is None:
-            return
-        for topic, event_type, payload in events:
-            try:
-                await self._short_term.publish(topic, event_type, payload)
-            except Exception:
-                log.warning("could not publish %s on %s; the change is stored", event_type, topic, exc_info=True)
 
 
 def _ids(optimization_id: UUID, later: UUID | None) -> dict[str, str | None]:

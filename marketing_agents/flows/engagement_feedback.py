@@ -37,7 +37,6 @@ to, so a lead that opted out never gets one, whatever it does.
 
 from __future__ import annotations
 
-import logging
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -56,19 +55,16 @@ from marketing_agents.domain.feedback import (
     InteractionBatchResult,
     InteractionItemResult,
     InteractionOutcome,
-    ItemError,
     LeadSnapshot,
     NewInteraction,
     PendingTouchpoint,
     PlanChange,
     RescheduledTouchpoint,
 )
+from marketing_agents.domain.field_errors import ItemError, field_errors
 from marketing_agents.errors import RequestError, StorageError
-from marketing_agents.memory.short_term import ShortTermMemory
+from marketing_agents.memory.event_bus import EventBus, OutgoingEvent, publish_after_commit
 from marketing_agents.stores.postgres_interactions import InteractionRepository
-from marketing_agents.domain.field_errors import field_errors
-
-log = logging.getLogger(__name__)
 
 AGENT = "EngagementAgent"
 CALL_TEMPLATE = "reply-follow-up-call"
@@ -235,15 +231,14 @@ def _hours(span: timedelta) -> str:
 class EngagementFeedback:
     """Records interactions through the repository and announces the stored ones.
 
-    Events go out after the commit, on ``leads`` and ``lead:<id>``: ``interaction.recorded`` for every
-    stored interaction, ``lead.converted`` as well for a conversion. They only speed others up (the
-    interaction is already safe in PostgreSQL), so a publish failure is logged, never raised.
+    Events go out after the commit (``publish_after_commit``), on ``leads`` and ``lead:<id>``:
+    ``interaction.recorded`` for every stored interaction, ``lead.converted`` as well for a conversion.
     """
 
-    def __init__(self, interactions: InteractionRepository, short_term: ShortTermMemory | None = None,
+    def __init__(self, interactions: InteractionRepository, events: EventBus | None = None,
                  policy: FeedbackPolicy | None = None) -> None:
         self._interactions = interactions
-        self._short_term = short_term
+        self._events = events
         self.policy = policy or FeedbackPolicy()
 
     async def record(self, interaction: NewInteraction) -> InteractionOutcome:
@@ -284,8 +279,6 @@ class EngagementFeedback:
             errors=sum(r.status == "error" for r in results), results=results)
 
     async def _announce(self, outcome: InteractionOutcome) -> None:
-        if self._short_term is None:
-            return
         change = outcome.change
         payload = {"lead_id": str(outcome.lead_id), "interaction_id": outcome.interaction_id,
                    "type": outcome.type.value, "status": outcome.lead_status.value,
@@ -293,20 +286,15 @@ class EngagementFeedback:
                    "cancelled_touchpoints": len(change.cancelled_touchpoints) if change else 0,
                    "rescheduled_touchpoints": len(change.rescheduled) if change else 0,
                    "new_touchpoints": len(change.new_touchpoints) if change else 0}
-        events = [("interaction.recorded", payload)]
+        topics = ("leads", f"lead:{outcome.lead_id}")
+        events = [OutgoingEvent(topics, "interaction.recorded", payload)]
         if change is not None and change.conversion is not None:
-            events.append(("lead.converted", {"lead_id": str(outcome.lead_id), "conversion_id": str(outcome.conversion_id),
-                                              "value": str(change.conversion.value),
-                                              "channel": change.conversion.channel,
-                                              "campaign_id": str(change.conversion.campaign_id)
-                                              if change.conversion.campaign_id else None}))
-        try:
-            for event_type, body in events:
-                await self._short_term.publish("leads", event_type, body)
-                await self._short_term.publish(f"lead:{outcome.lead_id}", event_type, body)
-        except StorageError as exc:
-            log.warning("interaction %s of lead %s stored but not announced: %s", outcome.interaction_id,
-                        outcome.lead_id, exc)
+            events.append(OutgoingEvent(topics, "lead.converted", {
+                "lead_id": str(outcome.lead_id), "conversion_id": str(outcome.conversion_id),
+                "value": str(change.conversion.value), "channel": change.conversion.channel,
+                "campaign_id": str(change.conversion.campaign_id) if change.conversion.campaign_id else None}))
+        await publish_after_commit(self._events, events,
+                                   f"interaction {outcome.interaction_id} of lead {outcome.lead_id}")
 
 
 def _invalid(exc: ValidationError) -> ItemError:

@@ -31,12 +31,14 @@ from marketing_agents.domain import (
     TriageResult,
     utc_now,
 )
-from marketing_agents.domain.lead_views import ItemError, LeadBatchItemResult, LeadBatchResult
+from marketing_agents.domain.field_errors import ItemError, field_errors
+from marketing_agents.domain.lead_views import LeadBatchItemResult, LeadBatchResult
+from marketing_agents.domain.recall import MemoryRecall
 from marketing_agents.errors import LeadExists, MarketingAgentsError, StorageError
-from marketing_agents.memory.manager import MemoryRecall, UnifiedMemoryManager
-from marketing_agents.memory.short_term import ShortTermMemory
+from marketing_agents.memory.event_bus import EventBus, OutgoingEvent, publish_after_commit
+from marketing_agents.memory.manager import UnifiedMemoryManager
+from marketing_agents.memory.ports import ShortTermPort
 from marketing_agents.stores.postgres import LeadRepository
-from marketing_agents.domain.field_errors import field_errors
 
 log = logging.getLogger(__name__)
 
@@ -45,7 +47,7 @@ BATCH_CONCURRENCY = 16
 
 TriagePort = Callable[[Lead, UUID | None], Awaitable[TriageResult]]
 TriageManyPort = Callable[[list[tuple[Lead, UUID | None]]], Awaitable[list[TriageResult]]]
-PreparePort = Callable[[Lead, TriageResult, list[ProvenanceEntry], dict], Awaitable[PreparedHandoff]]
+PreparePort = Callable[[Lead, TriageResult, list[ProvenanceEntry], MemoryRecall | None], Awaitable[PreparedHandoff]]
 DeliverPort = Callable[[HandoffPackage], Awaitable[HandoffDelivery]]
 # Told how long each stage of a lead took (ms): admit, triage, recall, handoff_prepare, store,
 # handoff_deliver, handoff_complete. The Serve deployment records them as metrics.
@@ -64,18 +66,22 @@ class LeadOrchestrator:
         prepare: PreparePort,
         deliver: DeliverPort,
         leads: LeadRepository,
-        short_term: ShortTermMemory,
+        short_term: ShortTermPort,
         memory: UnifiedMemoryManager | None = None,
         clock: Callable[[], datetime] = utc_now,
         triage_many: TriageManyPort | None = None,
         observe_stage: StageObserver | None = None,
+        events: EventBus | None = None,
     ) -> None:
+        """``short_term`` caches each lead's working context; ``events``, when given, hears every lead
+        and handoff announced once it is stored."""
         self._triage = triage
         self._triage_many = triage_many
         self._prepare = prepare
         self._deliver = deliver
         self._leads = leads
         self._short_term = short_term
+        self._events = events
         self._memory = memory
         self._clock = clock
         self._observe_stage = observe_stage
@@ -224,9 +230,8 @@ class LeadOrchestrator:
                 recalled = await recalling if recalling is not None else None
             if recalled is not None:
                 provenance.append(ProvenanceEntry(agent="UnifiedMemoryManager", action="recalled", at=self._clock()))
-            memory = recalled.model_dump(mode="json") if recalled else {}
             with self._stage("handoff_prepare"):
-                prepared = await self._prepare(lead, triage, provenance, memory)
+                prepared = await self._prepare(lead, triage, provenance, recalled)
         if triage.route_to is None:
             lead.status = LeadStatus.DISQUALIFIED
         elif prepared is not None and prepared.accepted:
@@ -266,10 +271,11 @@ class LeadOrchestrator:
         return result
 
     async def _announce_stored(self, lead: Lead, triage: TriageResult, prepared: PreparedHandoff | None) -> None:
-        await self._announce_triage(lead, triage)
+        events = [_triage_event(lead, triage)]
         if prepared is not None:
-            await self._announce_handoff(prepared.record.lead_id, prepared.record.id, prepared.record.status.value,
-                                         prepared.record.quality.score)
+            events.append(_handoff_event(prepared.record.lead_id, prepared.record.id, prepared.record.status.value,
+                                         prepared.record.quality.score))
+        await publish_after_commit(self._events, events, f"lead {lead.id}")
 
     async def resume_stalled_handoffs(self, limit: int = 20) -> int:
         """Finishes handoffs left pending by a process that died mid-handoff; returns how many."""
@@ -297,7 +303,7 @@ class LeadOrchestrator:
                 if plan is not None:
                     if announced is not None:
                         await announced
-                    await self._announce_handoff(lead_id, handoff_id, "completed", None)
+                    await self._announce_outcome(lead_id, handoff_id, "completed")
                     if result is not None:
                         return result.model_copy(update={
                             "status": LeadStatus.ENGAGED, "engagement_plan": plan,
@@ -305,7 +311,7 @@ class LeadOrchestrator:
             elif await self._leads.dead_letter_handoff(handoff_id, delivery.dead_letter_reason, delivery.attempts):
                 if announced is not None:
                     await announced
-                await self._announce_handoff(lead_id, handoff_id, "dead_lettered", None)
+                await self._announce_outcome(lead_id, handoff_id, "dead_lettered")
                 if result is not None:
                     return result.model_copy(update={"status": LeadStatus.NEEDS_REVIEW})
         except Exception as exc:  # noqa: BLE001 - the lead is accepted; recovery finishes what failed here
@@ -320,27 +326,9 @@ class LeadOrchestrator:
         except StorageError as exc:
             log.warning("lead %s stored but its score history was not updated: %s", lead.id, exc)
 
-    async def _announce_triage(self, lead: Lead, triage: TriageResult) -> None:
-        await self._publish("leads", lead.id, "lead.triaged", {
-            "lead_id": str(lead.id), "triage_category": triage.triage_category.value,
-            "lead_score": triage.lead_score, "status": lead.status.value, "route_to": triage.route_to})
-
-    async def _announce_handoff(self, lead_id: UUID, handoff_id: UUID, status: str, quality: float | None) -> None:
-        payload = {"lead_id": str(lead_id), "handoff_id": str(handoff_id), "to_agent": ENGAGEMENT_AGENT}
-        if quality is not None:
-            payload["quality"] = quality
-        await self._publish("handoffs", lead_id, f"handoff.{status}", payload)
-
-    async def _publish(self, topic: str, lead_id: UUID, event_type: str, payload: dict) -> None:
-        """Events only speed others up; the lead is already safe in PostgreSQL, so a failure is logged."""
-        outcomes = await asyncio.gather(self._short_term.publish(topic, event_type, payload),
-                                        self._short_term.publish(f"lead:{lead_id}", event_type, payload),
-                                        return_exceptions=True)
-        for outcome in outcomes:
-            if isinstance(outcome, StorageError):
-                log.warning("lead %s stored but event %s was not announced: %s", lead_id, event_type, outcome)
-            elif isinstance(outcome, BaseException):
-                raise outcome
+    async def _announce_outcome(self, lead_id: UUID, handoff_id: UUID, status: str) -> None:
+        await publish_after_commit(self._events, [_handoff_event(lead_id, handoff_id, status, None)],
+                                   f"lead {lead_id}")
 
     async def _cache_context(self, lead: Lead, triage: TriageResult, prepared: PreparedHandoff | None,
                              result: LeadProcessingResult) -> None:
@@ -355,6 +343,19 @@ class LeadOrchestrator:
             await self._short_term.cache_context(lead.id, context)
         except StorageError as exc:
             log.warning("lead %s stored but its context was not cached: %s", lead.id, exc)
+
+
+def _triage_event(lead: Lead, triage: TriageResult) -> OutgoingEvent:
+    return OutgoingEvent(("leads", f"lead:{lead.id}"), "lead.triaged", {
+        "lead_id": str(lead.id), "triage_category": triage.triage_category.value,
+        "lead_score": triage.lead_score, "status": lead.status.value, "route_to": triage.route_to})
+
+
+def _handoff_event(lead_id: UUID, handoff_id: UUID, status: str, quality: float | None) -> OutgoingEvent:
+    payload: dict[str, Any] = {"lead_id": str(lead_id), "handoff_id": str(handoff_id), "to_agent": ENGAGEMENT_AGENT}
+    if quality is not None:
+        payload["quality"] = quality
+    return OutgoingEvent(("handoffs", f"lead:{lead_id}"), f"handoff.{status}", payload)
 
 
 def _ms_since(started: float) -> float:

@@ -17,9 +17,9 @@ from uuid import UUID
 
 from pydantic import BaseModel, Field
 
-from marketing_agents.stores.outbound_delivery import DeliveryAdapter, DeliveryError
 from marketing_agents.domain import Channel, utc_now
 from marketing_agents.domain.engagement import Touchpoint
+from marketing_agents.stores.outbound_delivery import DeliveryAdapter, DeliveryError
 from marketing_agents.stores.postgres_touchpoints import TouchpointOutbox
 
 log = logging.getLogger(__name__)

@@ -158,21 +158,29 @@ async def score_table(model: str | None, page_size: int, actors: int, say, limit
     """Scores every lead this model version has not scored yet, page by page (see the module docstring)."""
     import ray
 
+    from marketing_agents.actors import factory
+    from marketing_agents.memory.semantic import SemanticMemory, graph_store_for
+    from marketing_agents.scoring_models.lead_features import model_frame
     from marketing_agents.settings import get_settings
     from marketing_agents.stores.connection_budget import budgeted
-    from marketing_agents.actors.enrichment import Enricher
-    from marketing_agents.scoring_models.lead_features import model_frame
     from marketing_agents.stores.lead_scores import LeadScoreStore
     from marketing_agents.stores.postgres import create_pool
 
     scorer = _resolve_model(model)
     model_ref = ray.put(scorer)
     scorers = [ray.remote(num_cpus=ACTOR_CPUS)(ScoreBatch).remote(model_ref, None) for _ in range(actors)]
-    pool = await create_pool(budgeted(get_settings(), "batch-job"))
+    settings = budgeted(get_settings(), "batch-job")
+    pool = await create_pool(settings)
     store = LeadScoreStore(pool)
-    enricher = Enricher()
     started, rows = time.perf_counter(), 0
     try:
+        # The graph's industry spellings, as triage enriches with them: a lead scored here gets the
+        # features (and so the probability) triage would give it.
+        graph = graph_store_for(settings, pool)
+        try:
+            enricher = factory.enricher(await SemanticMemory(graph).industry_synonyms())
+        finally:
+            await graph.close()
         already = await store.scored_by(scorer.version)
         todo = await store.unscored_count(scorer.version)
         say(f"model {scorer.version}: {todo} leads to score, {already} already scored by it")

@@ -1,1 +1,1 @@
-"""The MCP server (official SDK) and its resource router."""
+"""The MCP server: its catalogue of resources and tools, the handlers, authorisation, the SDK wiring."""

@@ -1,15 +1,17 @@
-"""The MCP server: the official SDK's ``MCPServer`` over the resource router, at ``/mcp`` (Streamable HTTP).
+"""The MCP server: the official SDK's ``MCPServer`` over our handlers, at ``/mcp`` (Streamable HTTP).
 
     POST /mcp ─► McpEndpoint: Origin check (403), an authenticated principal (401)
               ─► the SDK's session manager (stateless, JSON responses): JSON-RPC parsing, the protocol
                  version (2025-11-25 handshake or 2026-07-28 per-request), -32700/-32600/-32601/-32602
               ─► middleware: unknown tool -32602, a role that may not call the tool -32003
-              ─► resource/tool functions generated from router.RESOURCES / router.TOOLS
+              ─► resource/tool functions generated from catalog.RESOURCES / catalog.TOOLS
               ─► backend.read_resource(uri, role) / backend.call_tool(name, args, role)
 
-The backend is anything with the router's two entry points: the ``McpServer`` Serve deployment's handle
-in the cluster (``serve_app.mcp_app``), or a ``ResourceRouter`` in-process (tests). Listing resources,
-templates and tools needs no backend: they come from the router's tables.
+The backend is anything with the two entry points of ``handlers.McpServer``: the ``McpServer`` Serve
+deployment's handle in the cluster (``serve_app.mcp_app``), or a ``handlers.McpServer`` in-process
+(tests). Not to be confused with the SDK's ``MCPServer`` built here, which speaks the protocol and
+calls the backend. Listing resources, templates and tools needs no backend: they come from
+``mcp.catalog``'s tables.
 
 Stateless mode keeps no session between requests, so any gateway replica can answer any request.
 
@@ -51,16 +53,9 @@ from starlette.types import Receive, Scope, Send
 
 import marketing_agents
 from marketing_agents.errors import MarketingAgentsError, RequestError
-from marketing_agents.mcp.router import (
-    RESOURCES,
-    TOOLS,
-    TOOLS_BY_NAME,
-    Forbidden,
-    ResourceSpec,
-    ToolSpec,
-    tool_description,
-    tool_signature,
-)
+from marketing_agents.mcp.authorization import Forbidden
+from marketing_agents.mcp.catalog import RESOURCES, TOOLS, TOOLS_BY_NAME, ResourceSpec, ToolSpec
+from marketing_agents.mcp.handlers import tool_description, tool_signature
 
 PATH = "/mcp"
 # Implementation-defined JSON-RPC server error (-32000..-32019 are the implementation's; the SDK
@@ -78,7 +73,7 @@ INSTRUCTIONS = (
 _role: ContextVar[str | None] = ContextVar("mcp_caller_role", default=None)
 
 
-class RouterBackend(Protocol):
+class Backend(Protocol):
     async def read_resource(self, uri: str, role: str | None) -> Any: ...
 
     async def call_tool(self, name: str, args: dict[str, Any], role: str | None) -> Any: ...
@@ -120,9 +115,9 @@ async def authorize(ctx, call_next):
         _role.reset(token)
 
 
-# ---- the SDK server, generated from the router's tables ----
+# ---- the SDK server, generated from the catalog's tables ----
 
-def build_server(backend: RouterBackend) -> MCPServer:
+def build_server(backend: Backend) -> MCPServer:
     server = MCPServer("marketing-agents", title="Marketing agents", version=marketing_agents.__version__,
                        instructions=INSTRUCTIONS, middleware=[authorize])
     for spec in RESOURCES:
@@ -132,7 +127,7 @@ def build_server(backend: RouterBackend) -> MCPServer:
     return server
 
 
-def _add_resource(server: MCPServer, spec: ResourceSpec, backend: RouterBackend) -> None:
+def _add_resource(server: MCPServer, spec: ResourceSpec, backend: Backend) -> None:
     template = UriTemplate.parse(spec.uri) if spec.is_template else None
 
     async def read(**params: str | None) -> str:
@@ -159,7 +154,7 @@ def _add_resource(server: MCPServer, spec: ResourceSpec, backend: RouterBackend)
                     mime_type="application/json")(read)
 
 
-def _add_tool(server: MCPServer, spec: ToolSpec, backend: RouterBackend) -> None:
+def _add_tool(server: MCPServer, spec: ToolSpec, backend: Backend) -> None:
     async def call(**arguments: Any) -> dict[str, Any] | CallToolResult:
         try:
             return await backend.call_tool(spec.name, arguments, _role.get())
@@ -345,7 +340,7 @@ def _replay(body: bytes, receive: Receive) -> Receive:
     return replay
 
 
-def install(app, backend: RouterBackend, allowed_origins: list[str] | None = None) -> McpEndpoint:
+def install(app, backend: Backend, allowed_origins: list[str] | None = None) -> McpEndpoint:
     """Serves the MCP server at ``/mcp`` in ``app`` (FastAPI or Starlette); returns the endpoint.
 
     A plain route, not an OpenAPI operation: MCP documents itself (tools/list, resources/list).

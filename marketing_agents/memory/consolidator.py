@@ -27,6 +27,7 @@ from marketing_agents.domain import Channel
 from marketing_agents.domain.graph import GraphNode, NodeKind
 from marketing_agents.memory.journeys import extract_episodes, mine_patterns
 from marketing_agents.memory.long_term import LongTermMemory
+from marketing_agents.memory.ports import EpisodicPort, ShortTermPort
 from marketing_agents.memory.semantic import SemanticMemory
 from marketing_agents.stores.postgres_consolidation import PostgresConsolidationStore
 
@@ -49,8 +50,8 @@ class ConsolidationReport(BaseModel):
 
 
 class MemoryConsolidator:
-    def __init__(self, store: PostgresConsolidationStore, short_term, long_term: LongTermMemory, episodic,
-                 semantic: SemanticMemory,
+    def __init__(self, store: PostgresConsolidationStore, short_term: ShortTermPort, long_term: LongTermMemory,
+                 episodic: EpisodicPort, semantic: SemanticMemory,
                  batch: int = 2_000, progress: Callable[[str], None] | None = None) -> None:
         self.store = store
         self.short_term = short_term

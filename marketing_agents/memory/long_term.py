@@ -6,8 +6,8 @@ from datetime import date, datetime
 from typing import Any
 from uuid import UUID
 
-from marketing_agents.memory.rfm import compute_rfm
 from marketing_agents.domain.rfm import RfmScore
+from marketing_agents.memory.rfm import compute_rfm
 from marketing_agents.stores.postgres_long_term import PostgresLongTermStore
 
 RFM_COLUMNS = ("external_id", "recency_days", "frequency", "monetary", "r_score", "f_score", "m_score", "rfm_segment")

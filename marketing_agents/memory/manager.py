@@ -12,36 +12,17 @@ import logging
 import time
 from collections.abc import Awaitable
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Any
 from uuid import UUID
 
-from pydantic import BaseModel, Field
-
 from marketing_agents.domain import Lead
-from marketing_agents.domain.episode import Episode, SimilarEpisode
-from marketing_agents.domain.graph import ChannelRecommendation
+from marketing_agents.domain.episode import Episode
+from marketing_agents.domain.recall import MemoryRecall
+from marketing_agents.memory.ports import EpisodicPort, LeadRecords, LongTermPort, SemanticPort, ShortTermPort
 
 log = logging.getLogger(__name__)
 
 TIERS = ("short_term", "long_term", "episodic", "semantic")
-
-
-class LeadRecords(Protocol):
-    """What the manager needs of the lead store for erasure and access."""
-
-    async def erase(self, lead_id: UUID) -> dict[str, int]: ...
-
-    async def export(self, lead_id: UUID) -> dict[str, Any] | None: ...
-
-
-class MemoryRecall(BaseModel):
-    lead_id: UUID
-    context: dict[str, Any] | None = Field(default=None, description="Short-term: the working context.")
-    profile: dict[str, Any] | None = Field(default=None, description="Long-term: profile, behaviour, RFM.")
-    similar_episodes: list[SimilarEpisode] = Field(default_factory=list, description="Episodic: like situations.")
-    best_channels: list[ChannelRecommendation] = Field(default_factory=list, description="Semantic: channels.")
-    missing: dict[str, str] = Field(default_factory=dict, description="Tier -> why it is absent (timeout, error).")
-    elapsed_ms: float
 
 
 def situation_of(lead: Lead, extra: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -52,8 +33,8 @@ def situation_of(lead: Lead, extra: dict[str, Any] | None = None) -> dict[str, A
 
 
 class UnifiedMemoryManager:
-    def __init__(self, short_term, long_term, episodic, semantic, leads: LeadRecords,
-                 deadline_s: float = 0.25) -> None:
+    def __init__(self, short_term: ShortTermPort, long_term: LongTermPort, episodic: EpisodicPort,
+                 semantic: SemanticPort, leads: LeadRecords, deadline_s: float = 0.25) -> None:
         self.short_term = short_term
         self.long_term = long_term
         self.episodic = episodic

@@ -12,7 +12,7 @@ for new installations. Modules:
 * :mod:`.scoring` — ``open_scorer`` (a directory or a registry version), ``score_file``
 * :mod:`.registry` — ``ModelRegistry``: versions, active pointer, promote / rollback, cached loading
 * :mod:`.synthetic` — the synthetic lead generator and ``ensure_default_model``
-* :mod:`.reporting` — gains chart and model card; :mod:`.cli_support` — the CLI verbs
+* :mod:`.reporting` — gains chart and model card (the CLI verbs are :mod:`marketing_agents.scoring_cli`)
 * :mod:`.threads` — native thread limits (``MAS_SCORING_THREADS``, default 1)
 
 The names below are importable from this package; they load lazily, so importing the package does

@@ -160,9 +160,9 @@ class LeadScoringModel:
         factors_for, factors_against = [], []
         for i in range(len(contributions)):
             factors_for.append("; ".join(f"{names[j]}={shown[j][i]} ({c:+.2f})"
-                                         for j, c in zip(best[i], best_values[i]) if c >= MIN_FACTOR))
+                                         for j, c in zip(best[i], best_values[i], strict=True) if c >= MIN_FACTOR))
             factors_against.append("; ".join(f"{names[j]}={shown[j][i]} ({c:+.2f})"
-                                             for j, c in zip(worst[i], worst_values[i]) if c <= -MIN_FACTOR))
+                                             for j, c in zip(worst[i], worst_values[i], strict=True) if c <= -MIN_FACTOR))
         return factors_for, factors_against
 
 

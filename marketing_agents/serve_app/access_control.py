@@ -46,6 +46,7 @@ from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from starlette.websockets import WebSocket
 
+from marketing_agents.domain import utc_now
 from marketing_agents.domain.access import (
     BOOTSTRAP_KEY_ID,
     BOOTSTRAP_KEY_NAME,
@@ -69,9 +70,8 @@ from marketing_agents.domain.access import (
     rate_limit_for,
     same_hash,
 )
-from marketing_agents.domain import utc_now
 from marketing_agents.errors import StorageError
-from marketing_agents.memory.short_term import RateDecision, ShortTermMemory
+from marketing_agents.memory.rate_limits import RateDecision, RateLimiter
 from marketing_agents.serve_app.http_errors import ErrorResponse, error_response
 from marketing_agents.settings import Settings
 from marketing_agents.stores.connections import StoreConnections
@@ -146,7 +146,7 @@ class AccessService:
         self.cache = KeyCache(self.settings.api_key_cache_s)
         self.audit = AuditLog(self._write_audit)
         self._keys: PostgresKeyStore | None = None
-        self._short_term: ShortTermMemory | None = None
+        self._limiter: RateLimiter | None = None
         self._bootstrapped = admin_key is None
         self._bootstrap_lock = asyncio.Lock()
         self._inflight: dict[str, asyncio.Future] = {}
@@ -187,11 +187,11 @@ class AccessService:
         """The rate limiter's decision for one more request; None when Redis did not answer in time."""
         limit = rate_limit_for(key, self.settings.rate_limit_per_minute, self.settings.rate_limits_by_role)
         try:
-            if self._short_term is None:
-                # The window is given with each call: the TTL policy's other values play no part.
-                self._short_term = ShortTermMemory(RedisShortTermStore(self._stores.redis()))
+            if self._limiter is None:
+                # The window is given with each call: the TTL policy plays no part.
+                self._limiter = RateLimiter(RedisShortTermStore(self._stores.redis()))
             return await asyncio.wait_for(
-                self._short_term.admit(f"apikey:{key.principal.key_id}", limit, RATE_WINDOW_S), LIMITER_TIMEOUT_S
+                self._limiter.admit(f"apikey:{key.principal.key_id}", limit, RATE_WINDOW_S), LIMITER_TIMEOUT_S
             )
         except (StorageError, TimeoutError) as exc:
             now = time.monotonic()

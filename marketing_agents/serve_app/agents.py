@@ -1,7 +1,8 @@
 """Serve deployments for the agents and the lead orchestrator.
 
-Each one wires a request to the plain class that holds the judgment (``marketing_agents.actors``);
-nothing here decides anything. Deployment names are the names in ``ray_configs/serve_config.yaml``.
+Each one wires a request to the plain class that holds the judgment (``marketing_agents.actors``),
+built by ``actors.factory`` as every other holder of an agent builds it; nothing here decides
+anything. Deployment names are the names in ``ray_configs/serve_config.yaml``.
 """
 
 from __future__ import annotations
@@ -17,19 +18,8 @@ from ray import serve
 from ray.serve.handle import DeploymentHandle
 
 from marketing_agents import metrics
-from marketing_agents.actors.engagement import ContactPolicy, EngagementAgent
-from marketing_agents.actors.enrichment import Enricher
-from marketing_agents.actors.handoff import (
-    HandoffDelivery,
-    HandoffOrchestrator,
-    HandoffRetry,
-    PreparedHandoff,
-)
-from marketing_agents.flows.lead_orchestrator import LeadOrchestrator
-from marketing_agents.actors.model_opinion import ActiveModel
-from marketing_agents.actors.rewriter import MessageRewriter
-from marketing_agents.actors.routing import Router, RoutingRules
-from marketing_agents.actors.triage import TriageAgent, TriageThresholds
+from marketing_agents.actors import factory
+from marketing_agents.actors.handoff import HandoffDelivery, PreparedHandoff
 from marketing_agents.domain import (
     Channel,
     EngagementPlan,
@@ -51,11 +41,15 @@ from marketing_agents.domain.lead_views import (
     LeadProfile,
     LeadQuery,
 )
+from marketing_agents.domain.recall import MemoryRecall
 from marketing_agents.errors import NotFound
-from marketing_agents.memory.tier_actors import memory_manager_on_ray
+from marketing_agents.flows.lead_orchestrator import LeadOrchestrator
+from marketing_agents.memory.event_bus import EventBus
 from marketing_agents.memory.lead_rights import LeadDataRights
+from marketing_agents.memory.redis_layout import TtlPolicy
 from marketing_agents.memory.semantic import SemanticMemory, graph_store_for
-from marketing_agents.memory.short_term import ShortTermMemory, TtlPolicy
+from marketing_agents.memory.short_term import ShortTermMemory
+from marketing_agents.memory.tier_actors import memory_manager_on_ray
 from marketing_agents.scoring_models import ModelRegistry
 from marketing_agents.serve_app.model_routes import ModelCatalog, ModelChange, ModelList
 from marketing_agents.serve_app.package_transfer import PackageTransfer
@@ -89,9 +83,7 @@ class TriageAgentDeployment:
         self._loads_read_at = float("-inf")
         registry = ModelRegistry(s.data_path / "models")
         self._models = ModelCatalog(registry)
-        self._agent = TriageAgent(TriageThresholds(s.triage_hot_min, s.triage_warm_min, s.triage_nurture_min),
-                                  Enricher(synonyms), ActiveModel(registry),
-                                  Router(RoutingRules.load(s.routing_rules_file), lambda: self._queue_loads))
+        self._agent = factory.triage_agent(s, synonyms, registry, lambda: self._queue_loads)
 
     async def triage(self, lead: Lead, duplicate_of: UUID | None = None) -> TriageResult:
         await self._refresh_queue_loads()
@@ -122,9 +114,8 @@ class TriageAgentDeployment:
 class EngagementAgentDeployment:
     def __init__(self) -> None:
         s = get_settings()
-        self._agent = EngagementAgent(ContactPolicy())
-        self._rewriter = MessageRewriter(s.llm_rewriter_url, s.llm_rewriter_model, s.llm_api_key,
-                                         s.llm_rewriter_timeout_s) if s.llm_rewriter_url else None
+        self._agent = factory.engagement_agent(s)
+        self._rewriter = factory.message_rewriter(s)
 
     async def plan(self, transfer: PackageTransfer) -> EngagementPlan:
         package = await transfer.open()
@@ -137,13 +128,11 @@ class EngagementAgentDeployment:
 @serve.deployment(name="HandoffOrchestrator")
 class HandoffOrchestratorDeployment:
     def __init__(self, engagement: DeploymentHandle) -> None:
-        s = get_settings()
-        self._orchestrator = HandoffOrchestrator(
-            s.handoff_min_quality, HandoffRetry(s.handoff_attempts, s.handoff_first_backoff_s))
+        self._orchestrator = factory.handoff_orchestrator(get_settings())
         self._engagement = engagement
 
     def prepare(self, lead: Lead, triage: TriageResult, provenance: list[ProvenanceEntry],
-                memory: dict) -> PreparedHandoff:
+                memory: MemoryRecall | None) -> PreparedHandoff:
         prepared = self._orchestrator.prepare(lead, triage, provenance, memory, utc_now())
         metrics.handoff_prepared(prepared.record.status.value, prepared.record.to_agent,
                                  prepared.record.quality.score)
@@ -191,6 +180,7 @@ class LeadOrchestratorDeployment:
 
     async def _lead_intake(self) -> LeadOrchestrator:
         if self._intake is None:
+            redis, policy = RedisShortTermStore(self._stores.redis()), TtlPolicy.from_settings(self._settings)
             self._intake = LeadOrchestrator(
                 triage=lambda lead, duplicate_of: self._triage.triage.remote(lead, duplicate_of),
                 triage_many=lambda leads: self._triage.triage_many.remote(leads),
@@ -199,9 +189,9 @@ class LeadOrchestratorDeployment:
                 deliver=lambda package: self._handoff.deliver.remote(package),
                 leads=await self._repository(),
                 memory=self._memory,
-                short_term=ShortTermMemory(RedisShortTermStore(self._stores.redis()),
-                                           TtlPolicy.from_settings(self._settings)),
+                short_term=ShortTermMemory(redis, policy),
                 observe_stage=metrics.lead_stage,
+                events=EventBus(redis, policy),
             )
         return self._intake
 

@@ -1,6 +1,6 @@
 """The campaign optimizer as a Serve deployment, and its HTTP routes on the API gateway.
 
-``CampaignOptimizer`` (the deployment) forwards each call to ``actors.campaign_agent``; the routes
+``CampaignOptimizer`` (the deployment) forwards each call to ``flows.campaign_optimizer``; the routes
 turn HTTP into those calls. ``add_campaign_routes`` takes either the deployment's handle (in the
 cluster) or the agent itself (in-process, as the integration tests use it): both answer the same
 methods.
@@ -19,7 +19,8 @@ from ray import serve
 from ray.serve.handle import DeploymentHandle
 
 from marketing_agents import metrics
-from marketing_agents.flows.campaign_optimizer import CampaignOptimizer
+from marketing_agents.domain import Campaign, CampaignStatus
+from marketing_agents.domain.campaign import MetricsRow
 from marketing_agents.domain.campaign_views import (
     Acknowledgement,
     ActorNote,
@@ -37,9 +38,9 @@ from marketing_agents.domain.campaign_views import (
     OptimizationStatus,
 )
 from marketing_agents.domain.optimization import PerformanceReport
-from marketing_agents.domain import Campaign, CampaignStatus
-from marketing_agents.domain.campaign import MetricsRow
-from marketing_agents.memory.short_term import ShortTermMemory, TtlPolicy
+from marketing_agents.flows.campaign_optimizer import CampaignOptimizer
+from marketing_agents.memory.event_bus import EventBus
+from marketing_agents.memory.redis_layout import TtlPolicy
 from marketing_agents.serve_app.handles import Remote
 from marketing_agents.serve_app.http_errors import ROUTE_ERRORS
 from marketing_agents.settings import get_settings
@@ -65,10 +66,9 @@ class CampaignOptimizerDeployment:
 
     async def _service(self) -> CampaignOptimizer:
         if self._agent is None:
-            short_term = ShortTermMemory(RedisShortTermStore(self._stores.redis()),
-                                         TtlPolicy.from_settings(self._settings))
+            events = EventBus(RedisShortTermStore(self._stores.redis()), TtlPolicy.from_settings(self._settings))
             self._agent = CampaignOptimizer.from_settings(
-                self._settings, PostgresCampaignStore(await self._stores.pool()), short_term)
+                self._settings, PostgresCampaignStore(await self._stores.pool()), events)
         return self._agent
 
     async def create_campaign(self, new: NewCampaign) -> Campaign:

@@ -1,6 +1,6 @@
 """The memory consolidator as a Serve deployment: on a schedule inside the cluster, and on demand.
 
-One replica is enough; a lock in short-term memory makes sure that, even with more, only one
+One replica is enough; a lock (``memory.locks``) makes sure that, even with more, only one
 consolidation runs at a time across the cluster.
 """
 
@@ -14,7 +14,8 @@ from ray import serve
 
 from marketing_agents.errors import Conflict
 from marketing_agents.memory.consolidator import ConsolidationReport, build_consolidator
-from marketing_agents.memory.short_term import ShortTermMemory, TtlPolicy
+from marketing_agents.memory.locks import LockService
+from marketing_agents.memory.redis_layout import TtlPolicy
 from marketing_agents.settings import get_settings
 from marketing_agents.stores.connection_budget import budgeted
 from marketing_agents.stores.connections import StoreConnections
@@ -46,8 +47,8 @@ class MemoryConsolidatorDeployment:
 
     async def run_now(self, as_of: date | None = None) -> ConsolidationReport:
         """Runs one consolidation; raises Conflict while another runs anywhere in the cluster."""
-        short_term = ShortTermMemory(RedisShortTermStore(self._stores.redis()), TtlPolicy.from_settings(self._settings))
-        lock = await short_term.acquire(LOCK, ttl_s=LOCK_TTL_S)
+        locks = LockService(RedisShortTermStore(self._stores.redis()), TtlPolicy.from_settings(self._settings))
+        lock = await locks.acquire(LOCK, ttl_s=LOCK_TTL_S)
         if lock is None:
             raise Conflict("a memory consolidation is already running", {"lock": LOCK})
         try:
@@ -55,4 +56,4 @@ class MemoryConsolidatorDeployment:
                                               progress=log.info)
             return await consolidator.run(as_of or date.today())
         finally:
-            await short_term.release(lock)
+            await locks.release(lock)

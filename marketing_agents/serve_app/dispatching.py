@@ -8,19 +8,19 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Any
 
 from ray import serve
 
 from marketing_agents import metrics
-from marketing_agents.stores.outbound_delivery import SmtpDelivery, WebhookDelivery
-from marketing_agents.flows.touchpoint_dispatcher import TouchpointDispatcher, DispatchReport
 from marketing_agents.domain import Channel
 from marketing_agents.errors import StorageError
-from marketing_agents.memory.short_term import ShortTermMemory, TtlPolicy
+from marketing_agents.flows.touchpoint_dispatcher import DispatchReport, TouchpointDispatcher
+from marketing_agents.memory.event_bus import EventBus, OutgoingEvent, publish_after_commit
+from marketing_agents.memory.redis_layout import TtlPolicy
 from marketing_agents.settings import Settings, get_settings
 from marketing_agents.stores.connection_budget import budgeted
 from marketing_agents.stores.connections import StoreConnections
+from marketing_agents.stores.outbound_delivery import SmtpDelivery, WebhookDelivery
 from marketing_agents.stores.postgres_touchpoints import TouchpointOutbox
 from marketing_agents.stores.redis import RedisShortTermStore
 
@@ -35,23 +35,16 @@ def delivery_adapters(settings: Settings) -> dict:
     return adapters
 
 
-def touchpoint_events(report: DispatchReport) -> list[tuple[str, str, dict[str, Any]]]:
-    """(topic, type, payload) for each delivery in the report, in order: the shared topic, then the lead's."""
-    events = []
-    for delivery in report.deliveries:
-        payload = delivery.model_dump(mode="json")
-        kind = f"touchpoint.{delivery.status}"
-        events += [("touchpoints", kind, payload), (f"lead:{delivery.lead_id}", kind, payload)]
-    return events
+def delivery_events(report: DispatchReport) -> list[OutgoingEvent]:
+    """One event per delivery in the report, in order, on the shared topic and on the lead's."""
+    return [OutgoingEvent(("touchpoints", f"lead:{delivery.lead_id}"), f"touchpoint.{delivery.status}",
+                          delivery.model_dump(mode="json")) for delivery in report.deliveries]
 
 
-async def announce(short_term: ShortTermMemory, report: DispatchReport) -> None:
-    """Events only tell others sooner: the deliveries are already recorded, so a failure is logged."""
-    for topic, kind, payload in touchpoint_events(report):
-        try:
-            await short_term.publish(topic, kind, payload)
-        except StorageError as exc:
-            log.warning("touchpoint %s recorded but %s not announced: %s", payload["touchpoint_id"], kind, exc)
+async def announce(events: EventBus, report: DispatchReport) -> None:
+    """One delivery at a time, so that a failure to announce one names the touchpoint it was about."""
+    for event in delivery_events(report):
+        await publish_after_commit(events, [event], f"touchpoint {event.payload['touchpoint_id']}")
 
 
 @serve.deployment(name="TouchpointDispatcher")
@@ -60,7 +53,7 @@ class TouchpointDispatcherDeployment:
         self._settings = budgeted(get_settings(), "TouchpointDispatcher")
         self._stores = StoreConnections(self._settings)
         self._dispatcher: TouchpointDispatcher | None = None
-        self._short_term: ShortTermMemory | None = None
+        self._events: EventBus | None = None
         every = self._settings.dispatch_every_s
         self._loop = asyncio.get_running_loop().create_task(self._every(every)) if every else None
 
@@ -76,16 +69,17 @@ class TouchpointDispatcherDeployment:
 
     async def dispatch_now(self) -> DispatchReport:
         if self._dispatcher is None:
-            self._dispatcher = TouchpointDispatcher(TouchpointOutbox(await self._stores.pool()), delivery_adapters(self._settings))
+            outbox = TouchpointOutbox(await self._stores.pool())
+            self._dispatcher = TouchpointDispatcher(outbox, delivery_adapters(self._settings))
         report = await self._dispatcher.dispatch_due()
         metrics.touchpoints_dispatched(report.model_dump(exclude={"claimed", "deliveries"}))
         if report.deliveries:
             try:
-                if self._short_term is None:
-                    self._short_term = ShortTermMemory(RedisShortTermStore(self._stores.redis()),
-                                                       TtlPolicy.from_settings(self._settings))
+                if self._events is None:
+                    self._events = EventBus(RedisShortTermStore(self._stores.redis()),
+                                            TtlPolicy.from_settings(self._settings))
             except StorageError as exc:
                 log.warning("%d deliveries recorded but not announced: %s", len(report.deliveries), exc)
             else:
-                await announce(self._short_term, report)
+                await announce(self._events, report)
         return report

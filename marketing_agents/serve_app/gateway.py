@@ -1,7 +1,9 @@
 """The API gateway: the FastAPI ingress that turns HTTP into calls on the lead orchestrator.
 
-The FastAPI app is built per replica (``__serve_build_asgi_app__``) because a built FastAPI object
-cannot be pickled into the replica (see VERIFIED.md).
+The FastAPI app is built per replica (``__serve_build_asgi_app__``) because its routes close over the
+replica's own handles and store connections, which exist only once the replica is constructed:
+``serve.ingress()`` without an app calls that method after ``__init__`` (see ``ray.serve.ingress``),
+while ``serve.ingress(app)`` needs the finished app when the class is defined.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from marketing_agents.domain import (
     UnsubscribeRequest,
     UnsubscribeResult,
 )
+from marketing_agents.domain.limits import IDEMPOTENCY_KEY_PATTERN, MAX_IDEMPOTENCY_KEY_LENGTH
 from marketing_agents.memory.consolidator import ConsolidationReport
 from marketing_agents.serve_app.access_control import install_access_control
 from marketing_agents.serve_app.campaigns import add_campaign_routes
@@ -57,8 +60,8 @@ IdempotencyKey = Annotated[
     Header(
         alias="Idempotency-Key",
         min_length=1,
-        max_length=255,
-        pattern=r"^[\x21-\x7e]+$",
+        max_length=MAX_IDEMPOTENCY_KEY_LENGTH,
+        pattern=IDEMPOTENCY_KEY_PATTERN,
         description="Makes a retried POST return the first answer instead of storing the lead twice (kept 24 h).",
     ),
 ]

@@ -18,8 +18,8 @@ from ray.serve.exceptions import BackPressureError, DeploymentUnavailableError, 
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from marketing_agents.errors import MarketingAgentsError
 from marketing_agents.domain.field_errors import request_field_errors
+from marketing_agents.errors import MarketingAgentsError
 
 log = logging.getLogger(__name__)
 

@@ -21,14 +21,15 @@ from fastapi import FastAPI
 from pydantic import Discriminator, Tag
 from ray import serve
 
-from marketing_agents.flows.engagement_feedback import EngagementFeedback
 from marketing_agents.domain.feedback import (
     InteractionBatch,
     InteractionBatchResult,
     InteractionOutcome,
     NewInteraction,
 )
-from marketing_agents.memory.short_term import ShortTermMemory, TtlPolicy
+from marketing_agents.flows.engagement_feedback import EngagementFeedback
+from marketing_agents.memory.event_bus import EventBus
+from marketing_agents.memory.redis_layout import TtlPolicy
 from marketing_agents.serve_app.http_errors import ROUTE_ERRORS
 from marketing_agents.settings import get_settings
 from marketing_agents.stores.connection_budget import budgeted
@@ -61,7 +62,7 @@ class EngagementFeedbackDeployment:
         if self._feedback is None:
             self._feedback = EngagementFeedback(
                 InteractionRepository(await self._stores.pool()),
-                ShortTermMemory(RedisShortTermStore(self._stores.redis()), TtlPolicy.from_settings(self._settings)),
+                EventBus(RedisShortTermStore(self._stores.redis()), TtlPolicy.from_settings(self._settings)),
             )
         return self._feedback
 

@@ -33,7 +33,6 @@ from ray.serve.handle import DeploymentHandle
 from marketing_agents.domain.lead import LeadStatus
 from marketing_agents.domain.lead_views import (
     DEFAULT_PAGE,
-    MAX_LEAD_BATCH,
     MAX_PAGE,
     LeadBatch,
     LeadBatchResult,
@@ -45,13 +44,14 @@ from marketing_agents.domain.lead_views import (
     LeadSort,
     SortOrder,
 )
+from marketing_agents.domain.limits import IDEMPOTENCY_KEY_PATTERN, MAX_IDEMPOTENCY_KEY_LENGTH, MAX_LEAD_BATCH
 from marketing_agents.domain.triage import TriageCategory
 from marketing_agents.serve_app.handles import Remote
 from marketing_agents.serve_app.http_errors import ROUTE_ERRORS
 
 BatchIdempotencyKey = Annotated[
     str | None,
-    Header(alias="Idempotency-Key", min_length=1, max_length=200, pattern=r"^[\x21-\x7e]+$",
+    Header(alias="Idempotency-Key", min_length=1, max_length=MAX_IDEMPOTENCY_KEY_LENGTH, pattern=IDEMPOTENCY_KEY_PATTERN,
            description="Makes a resent batch answer the items already stored with their first answer (24 h)."),
 ]
 

@@ -1,8 +1,8 @@
-"""The MCP layer on Serve: the ``McpServer`` deployment (the resource router) and ``/mcp`` on the gateway.
+"""The MCP layer on Serve: the ``McpServer`` deployment (``mcp.handlers.McpServer``) and ``/mcp`` on the gateway.
 
     MCP client ─HTTP /mcp─► ApiGateway (access control, then the SDK: JSON-RPC, Origin, roles)
-                              └─ handle ─► McpServer: ResourceRouter ─► PostgreSQL, memory tier actors,
-                                                                       the knowledge graph, the model registry
+                              └─ handle ─► McpServer ─► PostgreSQL, memory tier actors,
+                                                         the knowledge graph, the model registry
                                            ├─► LeadOrchestrator.submit   (triage_lead, triage_leads)
                                            └─► CampaignOptimizer         (campaigns, analyse_campaign)
     in-cluster agent ─ handle ─► McpServer.read_resource(uri) / call_tool(name, args)   (no HTTP hop)
@@ -21,9 +21,9 @@ from typing import Any
 from ray import serve
 from ray.serve.handle import DeploymentHandle
 
-from marketing_agents.mcp.router import ResourceRouter
-from marketing_agents.memory.tier_actors import memory_manager_on_ray
+from marketing_agents.mcp.handlers import McpServer
 from marketing_agents.memory.semantic import SemanticMemory, graph_store_for
+from marketing_agents.memory.tier_actors import memory_manager_on_ray
 from marketing_agents.scoring_models.registry import ModelRegistry
 from marketing_agents.serve_app.handles import Remote
 from marketing_agents.settings import get_settings
@@ -36,7 +36,7 @@ from marketing_agents.stores.postgres_lead_reads import LeadReads
 
 @serve.deployment(name="McpServer")
 class McpServerDeployment:
-    """The resource router behind the MCP server, callable by any replica or agent in the cluster.
+    """The handlers behind the MCP server, callable by any replica or agent in the cluster.
 
     ``role`` is the caller's role (admin, operator, service, viewer); in-cluster agents are
     ``service``. Stores, the graph and the tier actors are opened on first use.
@@ -47,19 +47,20 @@ class McpServerDeployment:
         self._stores = StoreConnections(self._settings)
         self._orchestrator = Remote(orchestrator)
         self._campaigns = Remote(campaigns)
-        self._router: ResourceRouter | None = None
+        self._server: McpServer | None = None
         self._opening = asyncio.Lock()
 
-    async def _resource_router(self) -> ResourceRouter:
-        if self._router is not None:
-            return self._router
+    async def _mcp_server(self) -> McpServer:
+        if self._server is not None:
+            return self._server
         async with self._opening:  # concurrent first calls open the stores once
-            if self._router is not None:
-                return self._router
+            if self._server is not None:
+                return self._server
             s = self._settings
             pool = await self._stores.pool()
             graph = SemanticMemory(graph_store_for(s, pool))
-            self._router = ResourceRouter(
+            self._server = McpServer(
+                settings=s,
                 leads=LeadRepository(pool, timedelta(seconds=s.idempotency_ttl_s)),
                 listing=LeadListing(pool),
                 reads=LeadReads(pool),
@@ -70,13 +71,13 @@ class McpServerDeployment:
                 active_scorer=ModelRegistry(s.data_path / "models").active_scorer,
                 industry_synonyms=await graph.industry_synonyms(),
             )
-        return self._router
+        return self._server
 
     async def read_resource(self, uri: str, role: str | None = "service") -> Any:
-        return await (await self._resource_router()).read_resource(uri, role)
+        return await (await self._mcp_server()).read_resource(uri, role)
 
     async def call_tool(self, name: str, args: dict[str, Any] | None = None, role: str | None = "service") -> Any:
-        return await (await self._resource_router()).call_tool(name, args, role)
+        return await (await self._mcp_server()).call_tool(name, args, role)
 
 
 def install_mcp(app, mcp: DeploymentHandle | None) -> None:

@@ -19,7 +19,7 @@ Topics: ``leads``, ``handoffs``, ``touchpoints``, ``campaigns``, ``escalations``
 unknown topic (or one the caller's role may not see, ``may_see``) is answered with an error naming it;
 a connection asking only for such topics, with none subscribed, is closed with 1008.
 
-Event ids come from one sequence shared by all topics (``ShortTermMemory.publish``): live events reach a
+Event ids come from one sequence shared by all topics (``EventBus.publish``): live events reach a
 connection in increasing id order. A client that reconnects with the id of the last event it received
 gets the events after it that it missed, oldest first, from each topic's replay buffer (the latest
 ``MAS_WS_REPLAY_EVENTS``), then the live ones, with no gap and no duplicate; the ``subscribed`` answer
@@ -50,10 +50,11 @@ from uuid import UUID
 
 from fastapi import FastAPI, WebSocket
 
-from marketing_agents.domain.access import ALL_ROLES
 from marketing_agents.domain import utc_now
+from marketing_agents.domain.access import ALL_ROLES
 from marketing_agents.errors import StorageError
-from marketing_agents.memory.short_term import EVENT_TOPICS, EventBacklog, ShortTermMemory, TtlPolicy
+from marketing_agents.memory.event_bus import EVENT_TOPICS, EventBacklog, EventBus
+from marketing_agents.memory.redis_layout import TtlPolicy
 from marketing_agents.settings import Settings, get_settings
 from marketing_agents.stores.connections import StoreConnections
 from marketing_agents.stores.redis import RedisShortTermStore
@@ -136,16 +137,16 @@ class EventHub:
     the connections subscribed to its topic. Started by the first connection; if it fails, every
     connection is closed with 1011 (their clients reconnect and replay) and the next one starts it again."""
 
-    def __init__(self, memory: ShortTermMemory | Callable[[], ShortTermMemory]) -> None:
+    def __init__(self, memory: EventBus | Callable[[], EventBus]) -> None:
         self._memory = memory
         self._by_topic: dict[str, set[Subscriber]] = defaultdict(set)
         self._task: asyncio.Task | None = None
         self._ready: asyncio.Future | None = None
 
     @property
-    def memory(self) -> ShortTermMemory:
-        """The short-term tier, made on first use (a replica may start while Redis is unset or down)."""
-        if not isinstance(self._memory, ShortTermMemory):
+    def memory(self) -> EventBus:
+        """The event bus, made on first use (a replica may start while Redis is unset or down)."""
+        if not isinstance(self._memory, EventBus):
             self._memory = self._memory()
         return self._memory
 
@@ -538,7 +539,7 @@ def add_websocket_routes(app: FastAPI, stores: StoreConnections, settings: Setti
     """Adds ``/ws`` to the app; returns the replica's event hub (started by the first connection)."""
     settings = settings or get_settings()
     limits = GatewayLimits.from_settings(settings)
-    hub = EventHub(lambda: ShortTermMemory(RedisShortTermStore(stores.redis()), TtlPolicy.from_settings(settings)))
+    hub = EventHub(lambda: EventBus(RedisShortTermStore(stores.redis()), TtlPolicy.from_settings(settings)))
 
     @app.websocket("/ws")
     async def events(websocket: WebSocket) -> None:

@@ -48,10 +48,10 @@ class KnowledgeGraphStore(Protocol):
     async def neighbours(
         self, node_id: str, depth: int, types: list[RelationType] | None = None
     ) -> list[Neighbour]:
-        """Nodes within ``depth`` hops (1..5), each at its shortest distance, ordered by (distance, id)."""
+        """Nodes within ``depth`` hops (1..MAX_DEPTH, so 1 to 6), each at its shortest distance, ordered by (distance, id)."""
 
-    async def shortest_path(self, source: str, target: str, max_depth: int = 6) -> GraphPath | None:
-        """A shortest path of at most ``max_depth`` hops, or None."""
+    async def shortest_path(self, source: str, target: str, max_depth: int = MAX_DEPTH) -> GraphPath | None:
+        """A shortest path of at most ``max_depth`` hops (1..MAX_DEPTH), or None."""
 
     async def best_channels(self, industry: str, persona: str, limit: int = 3) -> list[ChannelRecommendation]:
         """Channels that both the industry and the persona CONVERTS_TO, by the product of the two weights."""

@@ -279,7 +279,7 @@ class LeadRepository:
                 for tp in plan.touchpoints]})
             await self._insert_plan(conn, plan)
             await conn.execute("UPDATE leads SET status = 'engaged', updated_at = now() WHERE id = $1", lead_id)
-            answer = {"status": "engaged", "engagement_plan": plan.model_dump(mode="json"),
+            answer: dict[str, Any] = {"status": "engaged", "engagement_plan": plan.model_dump(mode="json"),
                       "next_actions": [a.model_dump(mode="json") for a in plan.next_actions()]}
             if processing_time_ms is not None:
                 answer["processing_time_ms"] = processing_time_ms

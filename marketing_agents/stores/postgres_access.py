@@ -6,6 +6,7 @@ hashed by the caller (``marketing_agents.domain.access``).
 
 from __future__ import annotations
 
+import builtins
 from collections.abc import Sequence
 from uuid import UUID, uuid4
 
@@ -113,7 +114,7 @@ class PostgresKeyStore:
                 [(r.key_id, r.method, r.path, r.status, r.at) for r in records],
             )
 
-    async def audit(self, key_id: UUID | None, limit: int, before_id: int | None = None) -> list[AuditEntry]:
+    async def audit(self, key_id: UUID | None, limit: int, before_id: int | None = None) -> builtins.list[AuditEntry]:
         """Newest first; ``before_id`` pages on from the last entry of the previous page."""
         async with translated_errors("read the API audit"):
             rows = await self._pool.fetch(

@@ -16,6 +16,7 @@ from uuid import UUID
 
 import asyncpg
 
+from marketing_agents.domain import Campaign, CampaignMetrics, CampaignStatus, Channel
 from marketing_agents.domain.campaign_views import (
     CampaignAllocation,
     EscalationRecord,
@@ -25,7 +26,6 @@ from marketing_agents.domain.campaign_views import (
     OptimizationStatus,
 )
 from marketing_agents.domain.optimization import Allocation, OptimizationDecision
-from marketing_agents.domain import Campaign, CampaignMetrics, CampaignStatus, Channel
 from marketing_agents.errors import NotFound
 from marketing_agents.stores.postgres import CampaignRepository, translated_errors
 
@@ -217,6 +217,8 @@ class CampaignTransaction:
         return await _applied_on(self._conn, self.campaign.id, as_of)
 
     async def insert(self, record: OptimizationRecord) -> None:
+        if record.status is None:
+            raise ValueError("a dry run's decision is never stored")
         await self._conn.execute(
             """INSERT INTO optimizations (id, campaign_id, status, decision, as_of, rollback_of, created_by,
                                           created_at, applied_at, applied_by)

@@ -8,8 +8,7 @@ from uuid import UUID
 
 import asyncpg
 
-from marketing_agents.domain.episode import Episode
-from marketing_agents.domain.episode import InteractionFact, LeadFacts
+from marketing_agents.domain.episode import Episode, InteractionFact, LeadFacts
 from marketing_agents.domain.situation import embed_situation
 from marketing_agents.stores.postgres import translated_errors
 from marketing_agents.stores.postgres_episodic import _vector

@@ -40,7 +40,8 @@ from marketing_agents.domain.feedback import (
 from marketing_agents.errors import Conflict, NotFound, RequestError
 from marketing_agents.stores.postgres import LeadRepository, translated_errors
 
-# The bulk importer's lock for creating partitions (interaction_import._IMPORT_LOCK_KEY, "MASIMPRT").
+# The lock under which partitions are created, here and by the bulk importer (stores/postgres_interaction_import
+# takes it for its partitions and batches); any constant, "MASIMPRT" in ASCII.
 PARTITION_LOCK_KEY = 0x4D4153494D505254
 
 Decide = Callable[[LeadSnapshot, NewInteraction, datetime], PlanChange]

@@ -47,9 +47,10 @@ def decode_cursor(cursor: str, sort: LeadSort, order: SortOrder) -> tuple[dateti
             raise ValueError("not a cursor")
         lead_id = UUID(data["id"])
         if sort is LeadSort.CREATED_AT:
-            key: datetime | float = datetime.fromisoformat(data["k"])
-            if key.tzinfo is None:
+            created = datetime.fromisoformat(data["k"])
+            if created.tzinfo is None:
                 raise ValueError("naive time")
+            key: datetime | float = created
         elif isinstance(data["k"], int | float) and not isinstance(data["k"], bool):
             key = float(data["k"])
         else:

@@ -1,4 +1,4 @@
-"""Read-only views the MCP resource router needs beyond the lead listing: leads by id (batch scoring of
+"""Read-only views the MCP handlers need beyond the lead listing: leads by id (batch scoring of
 stored leads) and a lead's interactions (``db://interactions/{lead_id}``). Nothing here writes.
 """
 

@@ -14,7 +14,7 @@ import pytest
 from mcp import Client, MCPError
 from mcp.client.streamable_http import streamable_http_client
 
-from marketing_agents.mcp.router import RESOURCES, TOOLS
+from marketing_agents.mcp.catalog import RESOURCES, TOOLS
 from tests.support import lead_payload
 
 pytestmark = pytest.mark.e2e

@@ -24,14 +24,14 @@ import asyncpg
 import httpx
 import pytest
 
-from marketing_agents.memory.tier_actors import TIER_NAMES, MemoryTierActor
 from marketing_agents.memory.semantic import SemanticMemory
+from marketing_agents.memory.tier_actors import TIER_NAMES, MemoryTierActor
 from marketing_agents.scoring_models import ModelRegistry, ensure_default_model
 from marketing_agents.stores.migrations import apply_migrations
 from marketing_agents.stores.postgres import init_connection
 from marketing_agents.stores.postgres_graph import PostgresGraphStore
 from tests.cluster_support import REPO, LocalCluster, deployment_options, serve_config
-from tests.support import fresh_database, free_port, lead_payload, wait_for
+from tests.support import free_port, fresh_database, lead_payload, wait_for
 
 pytestmark = pytest.mark.e2e
 

@@ -9,7 +9,8 @@ import pytest
 import redis.asyncio as aioredis
 import websockets
 
-from marketing_agents.memory.short_term import ShortTermMemory, TtlPolicy
+from marketing_agents.memory.event_bus import EventBus
+from marketing_agents.memory.redis_layout import TtlPolicy
 from marketing_agents.stores.redis import RedisShortTermStore
 from tests.support import lead_payload
 from tests.websocket_support import EventClient, ws_url
@@ -92,7 +93,7 @@ async def test_a_client_that_reads_nothing_is_disconnected_and_others_are_served
     await slow.expect("subscribed")
     redis_client = aioredis.from_url(system.redis_url)
     try:
-        publisher = ShortTermMemory(RedisShortTermStore(redis_client), TtlPolicy())
+        publisher = EventBus(RedisShortTermStore(redis_client), TtlPolicy())
         for n in range(1500):  # the window and the queue are 256 each by default
             await publisher.publish(topic, "load.test", {"n": n})
     finally:

@@ -15,7 +15,8 @@ from uuid import UUID, uuid4
 import pytest
 import redis.asyncio as aioredis
 
-from marketing_agents.flows.campaign_optimizer import CampaignOptimizer
+from marketing_agents.domain import CampaignStatus, Channel
+from marketing_agents.domain.campaign import MetricsRow
 from marketing_agents.domain.campaign_views import (
     OPTIMIZER,
     CampaignUpdate,
@@ -25,10 +26,9 @@ from marketing_agents.domain.campaign_views import (
 )
 from marketing_agents.domain.field_errors import InvalidFields
 from marketing_agents.domain.optimization import Allocation, EscalationKind, OptimizerPolicy
-from marketing_agents.domain import CampaignStatus, Channel
-from marketing_agents.domain.campaign import MetricsRow
 from marketing_agents.errors import Conflict, NotFound
-from marketing_agents.memory.short_term import ShortTermMemory, event_channel
+from marketing_agents.flows.campaign_optimizer import CampaignOptimizer
+from marketing_agents.memory.event_bus import EventBus, event_channel
 from marketing_agents.stores.postgres_campaigns import PostgresCampaignStore
 from marketing_agents.stores.redis import RedisShortTermStore
 from tests.support import free_port
@@ -49,7 +49,7 @@ def store(pool) -> PostgresCampaignStore:
 
 @pytest.fixture
 def agent(store, redis_client) -> CampaignOptimizer:
-    return CampaignOptimizer(store, ShortTermMemory(RedisShortTermStore(redis_client)), OptimizerPolicy())
+    return CampaignOptimizer(store, EventBus(RedisShortTermStore(redis_client)), OptimizerPolicy())
 
 
 async def new_campaign(agent, budget: str = "100000.00", channels=("email", "linkedin")) -> UUID:
@@ -260,7 +260,7 @@ async def test_the_optimizer_takes_one_step_per_day_of_metrics(agent):
 
 
 async def test_concurrent_optimizations_store_exactly_one_step(store, pool, redis_client):
-    agents = [CampaignOptimizer(store, ShortTermMemory(RedisShortTermStore(redis_client))) for _ in range(2)]
+    agents = [CampaignOptimizer(store, EventBus(RedisShortTermStore(redis_client))) for _ in range(2)]
     campaign_id = await new_campaign(agents[0])
     await agents[0].ingest_metrics(campaign_id, day_rows(ONE_LOSER))
     results = await asyncio.gather(*(a.optimize(campaign_id) for a in agents), return_exceptions=True)
@@ -482,7 +482,7 @@ async def test_the_history_lists_every_stored_decision_newest_first(agent):
 
 async def test_a_failure_to_publish_is_logged_and_the_decision_stays(store, pool, caplog):
     dead = aioredis.from_url(f"redis://127.0.0.1:{free_port()}/0")
-    agent = CampaignOptimizer(store, ShortTermMemory(RedisShortTermStore(dead)))
+    agent = CampaignOptimizer(store, EventBus(RedisShortTermStore(dead)))
     try:
         campaign_id = await new_campaign(agent)
         await agent.ingest_metrics(campaign_id, day_rows(ONE_LOSER))

@@ -11,7 +11,7 @@ import pytest
 from fastapi import FastAPI
 
 from marketing_agents.flows.campaign_optimizer import CampaignOptimizer
-from marketing_agents.memory.short_term import ShortTermMemory
+from marketing_agents.memory.event_bus import EventBus
 from marketing_agents.serve_app.campaigns import add_campaign_routes
 from marketing_agents.serve_app.http_errors import install_error_handlers
 from marketing_agents.stores.postgres_campaigns import PostgresCampaignStore
@@ -34,9 +34,10 @@ ONE_LOSER = [metric(), metric(variant="B", conversions=190), metric(channel="lin
 async def http(pool, redis_client) -> AsyncIterator[httpx.AsyncClient]:
     app = FastAPI()
     install_error_handlers(app)
-    agent = CampaignOptimizer(PostgresCampaignStore(pool), ShortTermMemory(RedisShortTermStore(redis_client)))
+    agent = CampaignOptimizer(PostgresCampaignStore(pool), EventBus(RedisShortTermStore(redis_client)))
     add_campaign_routes(app, agent)
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app, raise_app_exceptions=False), base_url="http://test") as client:
+    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+    async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
         yield client
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import random
 import uuid
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 
 import asyncpg
 import pytest
@@ -25,7 +25,7 @@ from marketing_agents.stores.redis import RedisShortTermStore
 from tests.support import fresh_database
 
 AS_OF = date(2026, 6, 30)
-T0 = datetime(2026, 1, 5, tzinfo=timezone.utc)
+T0 = datetime(2026, 1, 5, tzinfo=UTC)
 INDUSTRIES = ["software", "retail", "fintech"]
 
 
@@ -50,7 +50,7 @@ async def seeded_database(stores, name: str) -> asyncpg.Pool:
                VALUES ($1, $2, 'x@y.io', 'X', 'Y', 'Co', 'CTO', $3, $4, 'DE', 'event', '{}', 'engaged')""",
             lead_id, f"L{n:03d}", INDUSTRIES[n % 3], rng.choice([50, 500, 5000]))
         at = T0 + timedelta(days=rng.randint(0, 20))
-        for step in range(rng.randint(2, 7)):
+        for _step in range(rng.randint(2, 7)):
             channel = rng.choice(["email", "email", "linkedin", "webinar", "call"])
             kind = rng.choice(["open", "click", "reply"])
             rows.append((lead_id, kind, channel, None, at))

@@ -14,13 +14,13 @@ import asyncpg
 import pytest
 from aiosmtpd.controller import Controller
 
-from marketing_agents.stores.outbound_delivery import SmtpDelivery, WebhookDelivery
-from marketing_agents.flows.touchpoint_dispatcher import RetryPolicy, TouchpointDispatcher
-from marketing_agents.stores.postgres_touchpoints import TouchpointOutbox
 from marketing_agents.domain import Channel, NewLead
+from marketing_agents.flows.touchpoint_dispatcher import RetryPolicy, TouchpointDispatcher
 from marketing_agents.memory.short_term import ShortTermMemory
 from marketing_agents.stores.migrations import apply_migrations
+from marketing_agents.stores.outbound_delivery import SmtpDelivery, WebhookDelivery
 from marketing_agents.stores.postgres import LeadRepository, init_connection
+from marketing_agents.stores.postgres_touchpoints import TouchpointOutbox
 from marketing_agents.stores.redis import RedisShortTermStore
 from tests.support import InProcessAgents, free_port, fresh_database, lead_payload
 
@@ -160,7 +160,8 @@ async def test_an_unreachable_server_fails_the_touchpoint_after_the_last_attempt
     await pool.execute("UPDATE touchpoints SET status = 'cancelled' WHERE lead_id = $1 AND channel <> 'email'",
                        result.lead_id)
     dead_smtp = SmtpDelivery("127.0.0.1", free_port(), "marketing@example.com", timeout_s=2)
-    worker = TouchpointDispatcher(TouchpointOutbox(pool), {Channel.EMAIL: dead_smtp}, RetryPolicy(max_attempts=2, first_backoff=timedelta(0)))
+    worker = TouchpointDispatcher(TouchpointOutbox(pool), {Channel.EMAIL: dead_smtp},
+                                  RetryPolicy(max_attempts=2, first_backoff=timedelta(0)))
     for _ in range(3):
         await worker.dispatch_due()
     rows = await pool.fetch("SELECT status, attempts, last_error FROM touchpoints WHERE lead_id = $1 AND channel = 'email'",

@@ -16,17 +16,18 @@ from uuid import UUID, uuid4
 import pytest
 
 from marketing_agents.actors.engagement import ContactPolicy
+from marketing_agents.domain import NewLead
+from marketing_agents.domain.feedback import NewInteraction
+from marketing_agents.errors import Conflict, NotFound, RequestError
 from marketing_agents.flows.engagement_feedback import (
     AGENT,
     CALL_TEMPLATE,
     EngagementFeedback,
     FeedbackPolicy,
 )
-from marketing_agents.domain import NewLead
-from marketing_agents.domain.feedback import NewInteraction
-from marketing_agents.errors import Conflict, NotFound, RequestError
-from marketing_agents.memory import interaction_import
-from marketing_agents.memory.short_term import ShortTermMemory, TtlPolicy, event_channel
+from marketing_agents.memory.event_bus import EventBus, event_channel
+from marketing_agents.memory.short_term import ShortTermMemory, TtlPolicy
+from marketing_agents.stores import postgres_interaction_import as interaction_import
 from marketing_agents.stores.postgres_interactions import (
     PARTITION_LOCK_KEY,
     InteractionRepository,
@@ -46,7 +47,7 @@ def short_term(redis_client) -> ShortTermMemory:
 
 @pytest.fixture
 def feedback(pool, short_term) -> EngagementFeedback:
-    return EngagementFeedback(InteractionRepository(pool), short_term, ALWAYS_OPEN)
+    return EngagementFeedback(InteractionRepository(pool), EventBus(short_term.store, short_term.policy), ALWAYS_OPEN)
 
 
 @pytest.fixture

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import random
 import uuid
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -12,7 +12,7 @@ from marketing_agents.domain.episode import Episode, EpisodeOutcome, Insight, In
 from marketing_agents.memory.episodic import EpisodicMemory
 from marketing_agents.stores.postgres_episodic import PostgresEpisodicStore
 
-T0 = datetime(2026, 3, 1, tzinfo=timezone.utc)
+T0 = datetime(2026, 3, 1, tzinfo=UTC)
 INDUSTRIES = ["retail", "healthcare", "logistics", "education", "media", "insurance", "energy", "travel"]
 SENIORITY = ["manager", "director", "individual contributor", "student"]
 

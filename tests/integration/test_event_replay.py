@@ -9,18 +9,14 @@ import uuid
 import pytest
 
 from marketing_agents.errors import StorageError
-from marketing_agents.memory.short_term import (
-    EVENT_SEQUENCE,
-    ShortTermMemory,
-    TtlPolicy,
-    event_channel,
-    event_stream,
-)
+from marketing_agents.memory.event_bus import EVENT_SEQUENCE, EventBus, event_channel, event_stream
+from marketing_agents.memory.redis_layout import TtlPolicy
+from marketing_agents.memory.short_term import ShortTermMemory
 from marketing_agents.stores.redis import RedisShortTermStore
 
 
-def memory_with(redis_client, replay: int = 1000, replay_s: int = 3600) -> ShortTermMemory:
-    return ShortTermMemory(RedisShortTermStore(redis_client), TtlPolicy(event_replay=replay, event_replay_s=replay_s))
+def memory_with(redis_client, replay: int = 1000, replay_s: int = 3600) -> EventBus:
+    return EventBus(RedisShortTermStore(redis_client), TtlPolicy(event_replay=replay, event_replay_s=replay_s))
 
 
 def topic() -> str:
@@ -93,15 +89,16 @@ async def test_a_lost_sequence_key_never_reuses_an_id_a_stream_still_holds(redis
 
 async def test_forgetting_a_lead_deletes_its_topic_and_its_events_in_the_shared_topics(redis_client):
     memory = memory_with(redis_client)
+    short_term = ShortTermMemory(memory.store, memory.policy)
     lead_id, other = uuid.uuid4(), uuid.uuid4()
     marker = await memory.publish("leads", "lead.triaged", {"lead_id": str(other)})
     await memory.publish("leads", "lead.triaged", {"lead_id": str(lead_id)})
     await memory.publish("handoffs", "handoff.completed", {"lead_id": str(lead_id)})
     await memory.publish(f"lead:{lead_id}", "lead.triaged", {"lead_id": str(lead_id)})
-    exported = await memory.export_lead(lead_id)
+    exported = await short_term.export_lead(lead_id)
     assert [e["type"] for e in exported[event_stream(f"lead:{lead_id}")]] == ["lead.triaged"]
 
-    await memory.forget_lead(lead_id)
+    await short_term.forget_lead(lead_id)
     assert not await redis_client.exists(event_stream(f"lead:{lead_id}"))
     for shared in ("leads", "handoffs"):
         entries = await redis_client.xrange(event_stream(shared))

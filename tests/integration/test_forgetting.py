@@ -9,8 +9,8 @@ import pytest
 
 from marketing_agents.domain import NewLead
 from marketing_agents.domain.episode import Episode, EpisodeOutcome
-from marketing_agents.memory.tier_actors import TIER_NAMES, build_tier
 from marketing_agents.memory.manager import UnifiedMemoryManager
+from marketing_agents.memory.tier_actors import TIER_NAMES, build_tier
 from marketing_agents.stores.connections import StoreConnections
 from marketing_agents.stores.postgres import LEAD_TABLES
 from tests.support import InProcessAgents, lead_payload

@@ -15,7 +15,7 @@ from __future__ import annotations
 import io
 import random
 import uuid
-from datetime import UTC, datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 from uuid import UUID
@@ -24,21 +24,20 @@ import pytest
 from email_validator import validate_email
 
 from marketing_agents.errors import RequestError
-from marketing_agents.memory.interaction_import import (
-    PLACEHOLDER_COUNTRY,
+from marketing_agents.memory.import_progress import TextProgressBar
+from marketing_agents.memory.interaction_file import (
     InteractionFile,
     InteractionImportError,
     ParsedRow,
     RejectedRow,
-    TextProgressBar,
     detect_separator,
-    import_interactions,
     parse_mapping,
     parse_timestamp,
     parse_value,
-    placeholder_email,
     split_line,
 )
+from marketing_agents.memory.interaction_import import import_interactions
+from marketing_agents.memory.interaction_writer import PLACEHOLDER_COUNTRY, placeholder_email
 
 MAPPING = {"lead_id": "customer_id", "occurred_at": "date", "value": "dollar_value"}
 
@@ -139,7 +138,7 @@ def test_dates_in_every_accepted_format_become_utc(text, expected):
 
 
 def test_an_offset_keeps_the_instant():
-    assert parse_timestamp("2024-03-05T23:30:00-01:00") == datetime(2024, 3, 6, 0, 30, tzinfo=timezone.utc)
+    assert parse_timestamp("2024-03-05T23:30:00-01:00") == datetime(2024, 3, 6, 0, 30, tzinfo=UTC)
 
 
 @pytest.mark.parametrize(("text", "fragment"), [

@@ -8,13 +8,14 @@ from datetime import UTC, date, datetime
 
 import pytest
 
-from marketing_agents.flows.lead_orchestrator import LeadOrchestrator
 from marketing_agents.domain import NewLead, utc_now
 from marketing_agents.errors import NotFound
-from marketing_agents.memory.tier_actors import TIER_NAMES, build_tier
+from marketing_agents.flows.lead_orchestrator import LeadOrchestrator
+from marketing_agents.memory.event_bus import EventBus
 from marketing_agents.memory.lead_rights import LeadDataRights
 from marketing_agents.memory.manager import UnifiedMemoryManager
 from marketing_agents.memory.short_term import ShortTermMemory, TtlPolicy
+from marketing_agents.memory.tier_actors import TIER_NAMES, build_tier
 from marketing_agents.stores.connections import StoreConnections
 from marketing_agents.stores.postgres import LEAD_TABLES
 from marketing_agents.stores.postgres_lead_listing import LeadListing
@@ -53,7 +54,7 @@ class BatchAgents(InProcessAgents):
 def batch_intake(repository, redis_client, agents: BatchAgents) -> LeadOrchestrator:
     short_term = ShortTermMemory(RedisShortTermStore(redis_client), TtlPolicy())
     return LeadOrchestrator(agents.triage, agents.prepare, agents.deliver, repository, short_term,
-                      triage_many=agents.triage_many)
+                      triage_many=agents.triage_many, events=EventBus(short_term.store, short_term.policy))
 
 
 async def test_a_batch_reports_each_item_and_stores_the_good_ones_through_the_one_flow(pool, repository,

@@ -13,9 +13,9 @@ from datetime import timedelta
 
 import pytest
 
-from marketing_agents.flows.lead_orchestrator import LeadOrchestrator
 from marketing_agents.domain import Channel, NewLead
 from marketing_agents.errors import IdempotencyKeyReused, LeadExists, StorageError
+from marketing_agents.flows.lead_orchestrator import LeadOrchestrator
 from marketing_agents.memory.short_term import ShortTermMemory, TtlPolicy, context_key
 from marketing_agents.stores.redis import RedisShortTermStore
 from tests.support import InProcessAgents, lead_payload
@@ -183,8 +183,8 @@ async def test_an_unreachable_postgres_is_a_storage_error(migrated, redis_client
 
 async def test_the_handoff_package_carries_what_memory_recalled_and_the_score_is_remembered(
         migrated, pool, repository, redis_client):
-    from marketing_agents.memory.tier_actors import TIER_NAMES, build_tier
     from marketing_agents.memory.manager import UnifiedMemoryManager
+    from marketing_agents.memory.tier_actors import TIER_NAMES, build_tier
     from marketing_agents.stores.connections import StoreConnections
 
     stores = StoreConnections(migrated.settings())
@@ -206,7 +206,7 @@ async def test_the_handoff_package_carries_what_memory_recalled_and_the_score_is
 
 
 async def test_every_replica_can_announce_a_lead_on_the_event_bus(repository, redis_client):
-    from marketing_agents.memory.short_term import event_channel
+    from marketing_agents.memory.event_bus import event_channel
 
     subscriber = redis_client.pubsub()
     await subscriber.subscribe(event_channel("leads"), event_channel("handoffs"))

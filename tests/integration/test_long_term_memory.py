@@ -7,7 +7,7 @@ import os
 import subprocess
 import sys
 import uuid
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 
 import pytest
 
@@ -28,7 +28,7 @@ async def new_lead(pool, external_id: str | None = None) -> uuid.UUID:
 
 
 async def purchase(pool, lead_id, day: str, value: str) -> None:
-    at = datetime.fromisoformat(day).replace(tzinfo=timezone.utc)
+    at = datetime.fromisoformat(day).replace(tzinfo=UTC)
     await pool.execute("SELECT mas_ensure_interaction_partitions($1, $1)", at)
     await pool.execute(
         "INSERT INTO interactions (lead_id, type, value, occurred_at) VALUES ($1, 'purchase', $2::numeric, $3)",
@@ -99,7 +99,7 @@ async def test_the_rfm_command_writes_one_row_per_buying_lead(rfm_dataset, migra
 
 async def test_activity_counts_per_channel_and_last_activity_never_moves_back(memory, pool):
     lead_id = await new_lead(pool)
-    t0 = datetime(2026, 5, 1, tzinfo=timezone.utc)
+    t0 = datetime(2026, 5, 1, tzinfo=UTC)
     await memory.record_activity(lead_id, "email", t0)
     await memory.record_activity(lead_id, "email", t0 + timedelta(days=2))
     await memory.record_activity(lead_id, "linkedin", t0 - timedelta(days=5))
@@ -110,7 +110,7 @@ async def test_activity_counts_per_channel_and_last_activity_never_moves_back(me
 
 async def test_score_history_keeps_the_newest_entries(memory, pool):
     lead_id = await new_lead(pool)
-    t0 = datetime(2026, 5, 1, tzinfo=timezone.utc)
+    t0 = datetime(2026, 5, 1, tzinfo=UTC)
     for n in range(SCORE_HISTORY_LIMIT + 5):
         await memory.record_score(lead_id, float(n), t0 + timedelta(hours=n))
     history = (await memory.profile(lead_id))["score_history"]

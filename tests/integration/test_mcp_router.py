@@ -1,5 +1,5 @@
-"""The MCP resource router against the real embedded PostgreSQL and Valkey, agents in-process: every
-resource family read through a URI, every tool called by name with JSON arguments, and the roles."""
+"""The MCP handlers (``McpServer``) against the real embedded PostgreSQL and Valkey, agents in-process:
+every resource family read through a URI, every tool called by name with JSON arguments, and the roles."""
 
 from __future__ import annotations
 
@@ -10,12 +10,13 @@ from decimal import Decimal
 
 import pytest
 
-from marketing_agents.domain.campaign_views import NewCampaign
 from marketing_agents.domain import NewLead
 from marketing_agents.domain.campaign import MetricsRow
+from marketing_agents.domain.campaign_views import NewCampaign
 from marketing_agents.domain.episode import Episode, EpisodeOutcome, Insight, InsightKind
 from marketing_agents.errors import Conflict, NotFound, RequestError
-from marketing_agents.mcp.router import TOOLS, Forbidden
+from marketing_agents.mcp.authorization import Forbidden
+from marketing_agents.mcp.catalog import TOOLS
 from marketing_agents.memory.semantic import starter_graph
 from tests.mcp_support import router_world, trained_models
 from tests.support import lead_payload

@@ -19,7 +19,7 @@ from fastapi import FastAPI
 from mcp import Client, MCPError
 from mcp.client.streamable_http import streamable_http_client
 
-from marketing_agents.mcp.router import RESOURCES, TOOLS
+from marketing_agents.mcp.catalog import RESOURCES, TOOLS
 from marketing_agents.mcp.server import FORBIDDEN, install
 from tests.mcp_support import router_world, trained_models
 from tests.support import lead_payload

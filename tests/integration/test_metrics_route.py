@@ -22,7 +22,7 @@ EXPORT = (b"# HELP ray_mas_handoffs_total Handoffs by outcome.\n# TYPE ray_mas_h
 @pytest.fixture
 def node_export() -> Iterator[int]:
     class Export(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:  # noqa: N802 - the http.server protocol
+        def do_GET(self) -> None:
             self.send_response(200 if self.path == "/metrics" else 404)
             self.send_header("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
             self.end_headers()

@@ -12,6 +12,7 @@ from marketing_agents.actors.handoff import HandoffOrchestrator, package_bytes
 from marketing_agents.actors.triage import TriageAgent, TriageThresholds
 from marketing_agents.domain import HandoffPackage, Lead, NewLead
 from marketing_agents.domain.common import utc_now
+from marketing_agents.domain.recall import MemoryRecall
 from marketing_agents.serve_app.package_transfer import INLINE_LIMIT_BYTES, PackageTransfer
 from tests.support import lead_payload
 
@@ -34,7 +35,8 @@ def package_with_memory(size: int) -> HandoffPackage:
     now = utc_now()
     lead = Lead(**NewLead(**lead_payload()).model_dump(), id=uuid4(), created_at=now)
     triage = TriageAgent(TriageThresholds()).triage(lead, now)
-    return HandoffOrchestrator(0.6).build_package(lead, triage, [], now, memory={"notes": "x" * size})
+    memory = MemoryRecall(lead_id=lead.id, context={"notes": "x" * size}, elapsed_ms=0.0)
+    return HandoffOrchestrator(0.6).build_package(lead, triage, [], now, memory=memory)
 
 
 @pytest.mark.parametrize(("memory_chars", "by_reference"), [(2_000, False), (INLINE_LIMIT_BYTES, True)])

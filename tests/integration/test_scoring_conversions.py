@@ -14,8 +14,8 @@ import pytest
 from marketing_agents.actors.enrichment import Enricher
 from marketing_agents.actors.model_opinion import ActiveModel
 from marketing_agents.domain import Lead
-from marketing_agents.scoring_cli import main
 from marketing_agents.flows.conversion_training import load_conversion_data
+from marketing_agents.scoring_cli import main
 from marketing_agents.scoring_models.conversions import FEATURES, LABEL
 from marketing_agents.scoring_models.registry import ModelRegistry
 from marketing_agents.stores.migrations import apply_migrations

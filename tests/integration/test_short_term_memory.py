@@ -8,7 +8,10 @@ import uuid
 
 import pytest
 
-from marketing_agents.memory.short_term import Lock, ShortTermMemory, TtlPolicy, context_key, event_channel
+from marketing_agents.memory.event_bus import EventBus, event_channel
+from marketing_agents.memory.locks import Lock, LockService
+from marketing_agents.memory.rate_limits import RateLimiter
+from marketing_agents.memory.short_term import ShortTermMemory, TtlPolicy, context_key
 from marketing_agents.stores.redis import RedisShortTermStore
 from tests.support import wait_for
 
@@ -20,6 +23,21 @@ def memory(redis_client) -> ShortTermMemory:
     return ShortTermMemory(RedisShortTermStore(redis_client), POLICY)
 
 
+@pytest.fixture
+def locks(redis_client) -> LockService:
+    return LockService(RedisShortTermStore(redis_client), POLICY)
+
+
+@pytest.fixture
+def limiter(redis_client) -> RateLimiter:
+    return RateLimiter(RedisShortTermStore(redis_client), POLICY)
+
+
+@pytest.fixture
+def bus(redis_client) -> EventBus:
+    return EventBus(RedisShortTermStore(redis_client), POLICY)
+
+
 def name(prefix: str) -> str:
     return f"{prefix}-{uuid.uuid4().hex[:8]}"
 
@@ -28,15 +46,15 @@ async def ttl_of(redis_client, key: str) -> int:
     return await redis_client.ttl(key)
 
 
-async def test_each_kind_of_data_gets_its_configured_ttl(memory, redis_client):
+async def test_each_kind_of_data_gets_its_configured_ttl(memory, locks, limiter, redis_client):
     lead_id = uuid.uuid4()
     session, conversation, temp = name("s"), name("c"), name("t")
     await memory.cache_context(lead_id, {"stage": "triaged"})
     await memory.remember_session(session, {"page": "/pricing"}, lead_id)
     await memory.add_turn(lead_id, conversation, "lead", "Can I get a demo?")
     await memory.put_temp(temp, [1, 2, 3])
-    lock = await memory.acquire(name("l"))
-    await memory.admit(name("r"), limit=3)
+    lock = await locks.acquire(name("l"))
+    await limiter.admit(name("r"), limit=3)
 
     assert 500 < await ttl_of(redis_client, context_key(lead_id)) <= 600
     assert 7100 < await ttl_of(redis_client, f"mas:session:{session}") <= 7200
@@ -62,61 +80,61 @@ async def test_values_come_back_as_written(memory):
         (1, "agent", "Hi Jane"), (2, "lead", "Hello")]
 
 
-async def test_a_lock_has_one_holder_and_only_that_holder_can_release_it(memory):
+async def test_a_lock_has_one_holder_and_only_that_holder_can_release_it(locks):
     resource = name("campaign")
-    held = await memory.acquire(resource)
+    held = await locks.acquire(resource)
     assert held is not None
-    assert await memory.acquire(resource) is None, "a second holder must wait"
+    assert await locks.acquire(resource) is None, "a second holder must wait"
 
     impostor = Lock(name=resource, token="not-the-holder", ttl_s=20)
-    assert await memory.release(impostor) is False
-    assert await memory.acquire(resource) is None, "the impostor's release freed nothing"
+    assert await locks.release(impostor) is False
+    assert await locks.acquire(resource) is None, "the impostor's release freed nothing"
 
-    assert await memory.release(held) is True
-    assert await memory.acquire(resource) is not None
+    assert await locks.release(held) is True
+    assert await locks.acquire(resource) is not None
 
 
-async def test_an_expired_holder_cannot_release_the_next_holders_lock(memory, redis_client):
+async def test_an_expired_holder_cannot_release_the_next_holders_lock(locks, redis_client):
     resource = name("lead")
-    first = await memory.acquire(resource, ttl_s=1)
-    await wait_for(lambda: memory.acquire(resource), timeout_s=5, interval_s=0.05)  # taken by a second holder
-    assert await memory.release(first) is False
+    first = await locks.acquire(resource, ttl_s=1)
+    await wait_for(lambda: locks.acquire(resource), timeout_s=5, interval_s=0.05)  # taken by a second holder
+    assert await locks.release(first) is False
     assert await redis_client.exists(f"mas:lock:{resource}") == 1
 
 
-async def test_the_rate_limiter_admits_exactly_the_limit_within_the_window(memory):
+async def test_the_rate_limiter_admits_exactly_the_limit_within_the_window(limiter):
     subject = name("key")
-    decisions = [await memory.admit(subject, limit=5) for _ in range(7)]
+    decisions = [await limiter.admit(subject, limit=5) for _ in range(7)]
     assert [d.allowed for d in decisions] == [True] * 5 + [False] * 2
     assert [d.remaining for d in decisions[:5]] == [4, 3, 2, 1, 0]
     assert 0 < decisions[-1].retry_after_s <= 60
-    assert (await memory.admit(name("other"), limit=5)).allowed, "limits are per subject"
+    assert (await limiter.admit(name("other"), limit=5)).allowed, "limits are per subject"
 
 
-async def test_the_rate_limiter_holds_under_concurrent_callers(memory):
+async def test_the_rate_limiter_holds_under_concurrent_callers(limiter):
     subject = name("burst")
-    decisions = await asyncio.gather(*(memory.admit(subject, limit=7) for _ in range(25)))
+    decisions = await asyncio.gather(*(limiter.admit(subject, limit=7) for _ in range(25)))
     assert sum(d.allowed for d in decisions) == 7
 
 
-async def test_the_window_slides(memory):
+async def test_the_window_slides(limiter):
     subject = name("slide")
-    assert (await memory.admit(subject, limit=1, window_s=1)).allowed
-    assert not (await memory.admit(subject, limit=1, window_s=1)).allowed
+    assert (await limiter.admit(subject, limit=1, window_s=1)).allowed
+    assert not (await limiter.admit(subject, limit=1, window_s=1)).allowed
 
     async def admitted_again():
-        return (await memory.admit(subject, limit=1, window_s=1)).allowed
+        return (await limiter.admit(subject, limit=1, window_s=1)).allowed
 
     assert await wait_for(admitted_again, timeout_s=5, interval_s=0.1)
 
 
-async def test_published_events_reach_every_subscriber_in_order(memory, redis_client):
+async def test_published_events_reach_every_subscriber_in_order(bus, redis_client):
     topic = name("leads")
     subscribers = [redis_client.pubsub() for _ in range(2)]
     for sub in subscribers:
         await sub.subscribe(event_channel(topic))
         assert (await sub.get_message(timeout=5))["type"] == "subscribe"
-    sent = [await memory.publish(topic, "lead.triaged", {"n": n}) for n in range(3)]
+    sent = [await bus.publish(topic, "lead.triaged", {"n": n}) for n in range(3)]
     for sub in subscribers:
         received = []
         while len(received) < 3:

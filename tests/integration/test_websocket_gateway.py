@@ -11,7 +11,8 @@ import pytest
 import uvicorn
 from fastapi import FastAPI
 
-from marketing_agents.memory.short_term import ShortTermMemory, TtlPolicy
+from marketing_agents.memory.event_bus import EventBus
+from marketing_agents.memory.redis_layout import TtlPolicy
 from marketing_agents.serve_app.websocket import add_websocket_routes
 from marketing_agents.stores.connections import StoreConnections
 from marketing_agents.stores.redis import RedisShortTermStore
@@ -62,8 +63,8 @@ async def serve_gateway(migrated) -> AsyncIterator:
 
 
 @pytest.fixture
-def publisher(redis_client) -> ShortTermMemory:
-    return ShortTermMemory(RedisShortTermStore(redis_client), TtlPolicy(event_replay=50))
+def publisher(redis_client) -> EventBus:
+    return EventBus(RedisShortTermStore(redis_client), TtlPolicy(event_replay=50))
 
 
 def lead_topic() -> str:
@@ -165,7 +166,7 @@ async def test_a_client_that_reads_nothing_is_disconnected_1013_and_the_others_k
     await slow.expect("subscribed")
     await fast.expect("subscribed")
     sent, received = [], []
-    for batch in range(25):  # the fast client keeps up: it reads each batch before the next is published
+    for _batch in range(25):  # the fast client keeps up: it reads each batch before the next is published
         sent += [await publisher.publish(topic, "tick", {"n": n}) for n in range(8)]
         received += await fast.events(8)
     assert [e["id"] for e in received] == [e.id for e in sent]

@@ -11,18 +11,18 @@ import numpy as np
 import pytest
 from pydantic import ValidationError
 
+from marketing_agents.actors.campaign_allocation import AllocationOptimizer
+from marketing_agents.domain import Campaign, CampaignMetrics, CampaignStatus, Channel
+from marketing_agents.domain.campaign import MetricsRow
+from marketing_agents.domain.campaign_views import CampaignUpdate, MetricsBatch, NewCampaign
+from marketing_agents.domain.field_errors import InvalidFields
+from marketing_agents.domain.optimization import Allocation, OptimizerPolicy, invert
+from marketing_agents.errors import ConfigError
 from marketing_agents.flows.campaign_optimizer import (
     decision_seed,
     policy_from_settings,
     summarise,
 )
-from marketing_agents.domain.campaign_views import CampaignUpdate, MetricsBatch, NewCampaign
-from marketing_agents.domain.field_errors import InvalidFields
-from marketing_agents.actors.campaign_allocation import AllocationOptimizer
-from marketing_agents.domain.optimization import Allocation, OptimizerPolicy, invert
-from marketing_agents.domain import Campaign, CampaignMetrics, CampaignStatus, Channel
-from marketing_agents.domain.campaign import MetricsRow
-from marketing_agents.errors import ConfigError
 from marketing_agents.settings import Settings
 
 CAMPAIGN = UUID("22222222-2222-4222-8222-222222222222")

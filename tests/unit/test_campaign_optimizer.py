@@ -1,5 +1,5 @@
-"""AllocationOptimizer (the campaign optimizer's judgment): metric formulas, Thompson shares within bounds and cap, evidence-gated pauses,
-escalations exactly at their thresholds, exact rollback, determinism."""
+"""AllocationOptimizer (the campaign optimizer's judgment): metric formulas, Thompson shares within bounds and
+cap, evidence-gated pauses, escalations exactly at their thresholds, exact rollback, determinism."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ import pytest
 from pydantic import ValidationError
 
 from marketing_agents.actors.campaign_allocation import AllocationOptimizer, cap_changes, clip_and_normalise
+from marketing_agents.domain import CampaignMetrics, Channel
 from marketing_agents.domain.optimization import (
     ActionKind,
     Allocation,
@@ -23,7 +24,6 @@ from marketing_agents.domain.optimization import (
     apply_decision,
     invert,
 )
-from marketing_agents.domain import CampaignMetrics, Channel
 
 CAMPAIGN = UUID("11111111-1111-4111-8111-111111111111")
 DAY = date(2025, 3, 1)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from marketing_agents.actors.engagement import ContactPolicy
@@ -10,7 +10,7 @@ from marketing_agents.actors.engagement import ContactPolicy
 POLICY = ContactPolicy(day_start_hour=9, day_end_hour=18, weekdays_only=True, max_per_week=3)
 BERLIN, TOKYO = ZoneInfo("Europe/Berlin"), ZoneInfo("Asia/Tokyo")
 # Wednesday 2026-11-25, 22:30 in Berlin (21:30 UTC).
-LATE_EVENING = datetime(2026, 11, 25, 21, 30, tzinfo=timezone.utc)
+LATE_EVENING = datetime(2026, 11, 25, 21, 30, tzinfo=UTC)
 
 
 def local(dt: datetime, zone: ZoneInfo) -> datetime:
@@ -32,12 +32,12 @@ def test_the_same_moment_is_judged_in_each_leads_own_zone():
 
 
 def test_weekends_move_to_monday_morning():
-    saturday_noon = datetime(2026, 11, 28, 11, 0, tzinfo=timezone.utc)
+    saturday_noon = datetime(2026, 11, 28, 11, 0, tzinfo=UTC)
     assert local(POLICY.next_allowed(saturday_noon, BERLIN), BERLIN) == datetime(2026, 11, 30, 9, 0, tzinfo=BERLIN)
 
 
 def test_no_more_than_the_weekly_cap_in_any_seven_days_and_order_is_kept():
-    monday_10 = datetime(2026, 11, 23, 9, 0, tzinfo=timezone.utc)
+    monday_10 = datetime(2026, 11, 23, 9, 0, tzinfo=UTC)
     offsets = [timedelta(hours=h) for h in (0, 1, 2, 3, 4, 5)]
     times = POLICY.schedule(offsets, monday_10, BERLIN)
     assert times == sorted(times)

@@ -8,10 +8,10 @@ from datetime import UTC, datetime
 import pytest
 
 from marketing_agents.actors.enrichment import Enricher, countries
-from marketing_agents.domain.graph import industry_synonyms
 from marketing_agents.actors.routing import ENGAGEMENT_AGENT, HUMAN_REVIEW
 from marketing_agents.actors.triage import TriageAgent, TriageThresholds
 from marketing_agents.domain import Lead, NewLead
+from marketing_agents.domain.graph import industry_synonyms
 from marketing_agents.memory.semantic import starter_graph
 
 NOW = datetime(2026, 11, 25, 12, tzinfo=UTC)

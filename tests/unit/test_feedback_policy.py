@@ -11,12 +11,6 @@ from uuid import uuid4
 import pytest
 from pydantic import ValidationError
 
-from marketing_agents.flows.engagement_feedback import (
-    CALL_TEMPLATE,
-    EngagementFeedback,
-    FeedbackPolicy,
-    fits_weekly_cap,
-)
 from marketing_agents.domain import Channel, InteractionType, LeadStatus
 from marketing_agents.domain.feedback import (
     FeedbackEffect,
@@ -28,6 +22,12 @@ from marketing_agents.domain.feedback import (
     ScheduledContact,
 )
 from marketing_agents.errors import NotFound, StorageError
+from marketing_agents.flows.engagement_feedback import (
+    CALL_TEMPLATE,
+    EngagementFeedback,
+    FeedbackPolicy,
+    fits_weekly_cap,
+)
 
 NOW = datetime(2025, 3, 3, 9, 0, tzinfo=UTC)  # a Monday: 10:00 in Berlin
 SATURDAY = datetime(2025, 3, 8, 12, 0, tzinfo=UTC)

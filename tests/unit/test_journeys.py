@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import uuid
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
-from marketing_agents.domain.episode import EpisodeOutcome, InsightKind
+from marketing_agents.domain.episode import EpisodeOutcome, InsightKind, InteractionFact, LeadFacts
 from marketing_agents.memory.journeys import extract_episodes, mine_patterns
-from marketing_agents.domain.episode import InteractionFact, LeadFacts
 
-T0 = datetime(2026, 1, 1, tzinfo=timezone.utc)
+T0 = datetime(2026, 1, 1, tzinfo=UTC)
 LEAD = LeadFacts(uuid.UUID(int=1), "Software", 300, "DE", "event")
 
 

@@ -9,18 +9,9 @@ from mcp.shared.uri_template import UriTemplate
 
 from marketing_agents.domain.graph import NodeKind
 from marketing_agents.errors import NotFound
-from marketing_agents.mcp.router import (
-    RESOURCES,
-    TOOLS,
-    TOOLS_BY_NAME,
-    Forbidden,
-    authorize_resource,
-    authorize_tool,
-    graph_id,
-    match_resource,
-    tool_arguments_model,
-    tool_description,
-)
+from marketing_agents.mcp.authorization import Forbidden, authorize_resource, authorize_tool
+from marketing_agents.mcp.catalog import RESOURCES, TOOLS, TOOLS_BY_NAME, match_resource
+from marketing_agents.mcp.handlers import graph_id, tool_arguments_model, tool_description
 from marketing_agents.mcp.server import envelope_problem, origin_allowed, role_of
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from marketing_agents.domain import Lead, NewLead
 from marketing_agents.memory.manager import UnifiedMemoryManager
@@ -12,7 +12,7 @@ from marketing_agents.memory.manager import UnifiedMemoryManager
 LEAD = Lead(**NewLead(email="a@b.io", first_name="A", last_name="B", company="C", job_title="CTO",
                       industry="Software", company_size=50, country="DE", source="event",
                       consent={"email": True}).model_dump(),
-            id=uuid.uuid4(), created_at=datetime(2026, 1, 1, tzinfo=timezone.utc))
+            id=uuid.uuid4(), created_at=datetime(2026, 1, 1, tzinfo=UTC))
 
 
 class Tier:

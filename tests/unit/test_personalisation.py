@@ -2,32 +2,43 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
+from uuid import uuid4
 
 import pytest
 
 from marketing_agents.actors.engagement import EngagementAgent
 from marketing_agents.actors.personalisation import MIN_AFFINITY, channel_affinity
 from marketing_agents.domain import Channel, TriageCategory
+from marketing_agents.domain.episode import Episode, SimilarEpisode
+from marketing_agents.domain.graph import ChannelRecommendation, GraphNode
+from marketing_agents.domain.recall import MemoryRecall
 
 EVERY_CHANNEL = {c.value: True for c in Channel}
+EPISODE_AT = datetime(2026, 1, 1, tzinfo=UTC)
 
 
-def converted(similarity: float, *channels: str, outcome: str = "converted") -> dict:
-    return {"similarity": similarity, "episode": {"outcome": outcome, "actions": [
-        {"type": "click", "channel": channel} for channel in channels]}}
+def converted(similarity: float, *channels: str, outcome: str = "converted") -> SimilarEpisode:
+    episode = Episode(id=uuid4(), lead_id=uuid4(), segment="software/enterprise", context={},
+                      actions=[{"type": "click", "channel": channel} for channel in channels], outcome=outcome,
+                      started_at=EPISODE_AT, ended_at=EPISODE_AT)
+    return SimilarEpisode(similarity=similarity, episode=episode)
 
 
-def graph(channel: str, score: float) -> dict:
-    return {"channel": {"id": f"channel:{channel}", "kind": "channel", "name": channel.title()}, "score": score,
-            "evidence": []}
+def graph(channel: str, score: float) -> ChannelRecommendation:
+    return ChannelRecommendation(channel=GraphNode(id=f"channel:{channel}", kind="channel", name=channel.title()),
+                                 score=score, evidence=[])
+
+
+def recall(memory: dict) -> MemoryRecall:
+    return MemoryRecall(lead_id=uuid4(), elapsed_ms=0.0, **memory)
 
 
 @pytest.fixture
 def plan_with(make_lead, make_triage, make_package, now):
     def _plan(category: TriageCategory, memory: dict, consent: dict = EVERY_CHANNEL):
         lead = make_lead(consent=consent)
-        package = make_package(lead, make_triage(lead, category)).model_copy(update={"memory": memory})
+        package = make_package(lead, make_triage(lead, category)).model_copy(update={"memory": recall(memory)})
         return EngagementAgent().plan(package, now)
 
     return _plan
@@ -84,7 +95,7 @@ def test_affinity_weighs_graph_converters_and_own_history():
         "similar_episodes": [converted(1.0, "email", "linkedin")],
         "profile": {"engagement_by_channel": {"email": 3, "linkedin": 1, "fax": 9}},
     }
-    affinity = channel_affinity(memory)
+    affinity = channel_affinity(recall(memory))
     assert affinity.scores[Channel.EMAIL] == pytest.approx(0.4 * 0.5 + 0.4 * 0.5 + 0.2 * 0.75)
     assert affinity.scores[Channel.LINKEDIN] == pytest.approx(0.4 * 0.5 + 0.2 * 0.25)
     assert affinity.best({Channel.EMAIL, Channel.LINKEDIN}) is Channel.EMAIL

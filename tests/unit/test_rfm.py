@@ -3,19 +3,19 @@
 from __future__ import annotations
 
 from collections import Counter
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 from decimal import Decimal
 
 import pytest
 
-from marketing_agents.memory.rfm import compute_rfm, quintiles, segment
 from marketing_agents.domain.rfm import Purchase
+from marketing_agents.memory.rfm import compute_rfm, quintiles, segment
 
 AS_OF = date(2026, 6, 30)
 
 
 def buy(key: str, day: str, value: str) -> Purchase:
-    return Purchase(key, datetime.fromisoformat(day).replace(tzinfo=timezone.utc), Decimal(value))
+    return Purchase(key, datetime.fromisoformat(day).replace(tzinfo=UTC), Decimal(value))
 
 
 # Five customers, one per quintile on every axis, so each score is checkable by hand:

@@ -7,7 +7,6 @@ from uuid import uuid4
 import pytest
 
 from marketing_agents.actors.enrichment import Enricher
-from marketing_agents.domain.graph import industry_synonyms
 from marketing_agents.actors.routing import (
     ENGAGEMENT_AGENT,
     HUMAN_REVIEW,
@@ -16,6 +15,7 @@ from marketing_agents.actors.routing import (
 )
 from marketing_agents.actors.triage import TriageAgent, TriageThresholds
 from marketing_agents.domain import TriageCategory
+from marketing_agents.domain.graph import industry_synonyms
 from marketing_agents.errors import ConfigError
 from marketing_agents.memory.semantic import starter_graph
 

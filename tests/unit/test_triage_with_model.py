@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import uuid
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from marketing_agents.actors.handoff import HandoffOrchestrator
 from marketing_agents.actors.model_opinion import ModelOpinion
 from marketing_agents.actors.triage import TriageAgent, TriageThresholds
 from marketing_agents.domain import Lead, NewLead
 
-NOW = datetime(2026, 11, 25, 12, tzinfo=timezone.utc)
+NOW = datetime(2026, 11, 25, 12, tzinfo=UTC)
 LEAD = Lead(**NewLead(email="ana@northwind.io", first_name="Ana", last_name="Lima", company="Northwind",
                       job_title="VP Sales", industry="Software", company_size=300, country="DE", source="referral",
                       consent={"email": True}).model_dump(), id=uuid.uuid4(), created_at=NOW)

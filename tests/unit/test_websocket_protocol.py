@@ -10,10 +10,10 @@ from uuid import uuid4
 
 import pytest
 
-from marketing_agents.flows.touchpoint_dispatcher import TouchpointDelivery, DispatchReport
 from marketing_agents.domain import Channel
-from marketing_agents.memory.short_term import EventBacklog
-from marketing_agents.serve_app.dispatching import touchpoint_events
+from marketing_agents.flows.touchpoint_dispatcher import DispatchReport, TouchpointDelivery
+from marketing_agents.memory.event_bus import EventBacklog
+from marketing_agents.serve_app.dispatching import delivery_events
 from marketing_agents.serve_app.websocket import (
     CLOSE_GOING_AWAY,
     CLOSE_POLICY,
@@ -259,7 +259,9 @@ def test_each_delivery_is_announced_on_touchpoints_and_on_the_lead():
     deliveries = [TouchpointDelivery(touchpoint_id=uuid4(), lead_id=lead_id, plan_id=uuid4(), step=step, channel=Channel.EMAIL,
                            status=status, attempts=1, at=datetime(2026, 1, 1, tzinfo=UTC))
                   for step, status in enumerate(("sent", "failed"))]
-    events = touchpoint_events(DispatchReport(sent=1, failed=1, deliveries=deliveries))
+    events = [(topic, event.type, event.payload)
+              for event in delivery_events(DispatchReport(sent=1, failed=1, deliveries=deliveries))
+              for topic in event.topics]
     assert [(topic, kind) for topic, kind, _ in events] == [
         ("touchpoints", "touchpoint.sent"), (f"lead:{lead_id}", "touchpoint.sent"),
         ("touchpoints", "touchpoint.failed"), (f"lead:{lead_id}", "touchpoint.failed")]

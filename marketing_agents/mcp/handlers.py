@@ -1,29 +1,15 @@
-"""The MCP resource router: resource URIs to data, tool names to agent calls, in plain Python.
+"""The MCP server's answers: a resource URI to its data, a tool name and its arguments to an agent call.
 
-The same router answers two kinds of caller: the MCP server (``mcp.server``, the official SDK over
+One class answers two kinds of caller: the MCP server (``mcp.server``, the official SDK over
 Streamable HTTP at ``/mcp``) and in-cluster agents, which call the ``McpServer`` Serve deployment's
 ``read_resource(uri)`` / ``call_tool(name, args)`` without an HTTP hop. Everything it answers is
 JSON-ready (``to_jsonable_python``), so an answer looks the same through either path.
 
-Resources (read-only, every role)::
-
-    db://leads                       recent leads, newest first; db://leads{?limit,cursor} pages on
-    db://leads/{lead_id}             a lead with its triage, handoffs and engagement plan
-    db://campaigns                   campaigns, newest first; db://campaigns{?status,limit,offset}
-    db://campaigns/{campaign_id}     a campaign with its budget allocation
-    db://interactions/{lead_id}      the lead's interactions, newest first ({?limit})
-    kg://semantic                    the knowledge graph: counts, nodes by kind, relationship types
-    kg://semantic/...                node, neighbours, an industry's channels, a path, nodes of a kind
-    memory://short-term/{session_id} a session's state and conversation turns (and a lead's working
-                                     context when the id is a lead id)
-    memory://episodic                learned insights: success patterns, best practices, lessons
-    memory://episodic/similar/{lead_id}, memory://episodic/lead/{lead_id}
-
-Tools: ``triage_lead`` and ``triage_leads`` write (they run the real lead flow: triage, handoff,
-engagement, all stored) and need the admin, operator or service role; the others only read and are
-open to every role, viewer included: ``score_leads``, ``plan_engagement`` (a dry run), ``query_graph``,
-``analyse_campaign`` (performance and a dry-run optimization), ``search_episodes``. Lists are how
-batches arrive: MCP has no JSON-RPC batches since 2025-06-18.
+What is offered is ``mcp.catalog``'s tables; who may ask is ``mcp.authorization``'s. A tool's
+parameters here are its contract: the SDK builds the JSON schema clients see from this class's
+signatures (:func:`tool_signature`), and :meth:`McpServer.call_tool` validates against the same.
+The dry runs build their agents with ``actors.factory`` from the process's settings, as the Serve
+deployments do, so a dry run plans what production would.
 """
 
 from __future__ import annotations
@@ -32,19 +18,15 @@ import asyncio
 import inspect
 import logging
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
 from functools import cache
 from typing import Annotated, Any, Literal, Protocol
 from uuid import UUID
 
-from mcp.shared.uri_template import UriTemplate
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
 from pydantic_core import to_jsonable_python
 
-from marketing_agents.actors.engagement import SEQUENCES, ContactPolicy, EngagementAgent
-from marketing_agents.actors.enrichment import Enricher
-from marketing_agents.actors.handoff import HandoffOrchestrator
-from marketing_agents.scoring_models.lead_features import lead_features
+from marketing_agents.actors import factory
+from marketing_agents.actors.engagement import SEQUENCES
 from marketing_agents.actors.routing import ENGAGEMENT_AGENT
 from marketing_agents.domain import (
     CampaignStatus,
@@ -56,24 +38,22 @@ from marketing_agents.domain import (
     utc_now,
 )
 from marketing_agents.domain.episode import EpisodeOutcome, InsightKind
+from marketing_agents.domain.field_errors import field_errors
 from marketing_agents.domain.graph import NodeKind, RelationType
 from marketing_agents.domain.lead_views import LeadQuery
-from marketing_agents.domain.access import ALL_ROLES, WRITERS
 from marketing_agents.errors import Conflict, MarketingAgentsError, NotFound, RequestError
+from marketing_agents.mcp.authorization import authorize_resource, authorize_tool
+from marketing_agents.mcp.catalog import RESOURCES, TOOLS_BY_NAME, match_resource
 from marketing_agents.memory.manager import UnifiedMemoryManager, situation_of
 from marketing_agents.memory.semantic import SemanticMemory
-from marketing_agents.domain.field_errors import field_errors
+from marketing_agents.scoring_models.lead_features import lead_features
+from marketing_agents.settings import Settings
 
 log = logging.getLogger(__name__)
 
 MAX_SCORE_BATCH = 1000
 MAX_TRIAGE_BATCH = 100
 TRIAGE_CONCURRENCY = 8
-
-
-class Forbidden(RequestError):
-    status_code = 403
-    code = "forbidden"
 
 
 class CampaignPort(Protocol):
@@ -89,104 +69,6 @@ class CampaignPort(Protocol):
 
 
 Submit = Callable[[NewLead, str | None], Awaitable[LeadProcessingResult]]
-
-
-@dataclass(frozen=True)
-class ResourceSpec:
-    uri: str = ""
-    name: str = ""
-    title: str = ""
-    description: str = ""
-    method: str = ""
-
-    @property
-    def is_template(self) -> bool:
-        return "{" in self.uri
-
-    @property
-    def parameters(self) -> list[str]:
-        return UriTemplate.parse(self.uri).variable_names
-
-    @property
-    def query_parameters(self) -> frozenset[str]:
-        return UriTemplate.parse(self.uri).query_variable_names
-
-
-@dataclass(frozen=True)
-class ToolSpec:
-    name: str
-    title: str
-    read_only: bool
-    idempotent: bool = True
-
-    @property
-    def roles(self) -> frozenset[str]:
-        return ALL_ROLES if self.read_only else WRITERS
-
-
-RESOURCES: tuple[ResourceSpec, ...] = (
-    ResourceSpec("db://leads", "leads", "Recent leads",
-                 "The 50 newest leads (summaries); next_cursor pages on through db://leads{?limit,cursor,...}.",
-                 "leads_page"),
-    ResourceSpec("db://campaigns", "campaigns", "Campaigns", "Campaigns, newest first (the first 100).",
-                 "campaigns_page"),
-    ResourceSpec("kg://semantic", "knowledge-graph", "Knowledge graph summary",
-                 "Node and relationship counts, every node by kind, and the relationship types.", "graph_summary"),
-    ResourceSpec("memory://episodic", "episodic-insights", "Episodic memory insights",
-                 "Success patterns, best practices and lessons learned from past episodes, most confident first.",
-                 "episodic_insights"),
-    ResourceSpec("db://leads{?limit,cursor,status,triage_category,industry,country,sort,order}", "leads-page",
-                 "A page of leads",
-                 "Lead summaries as GET /api/v1/leads lists them: limit 1..200 (default 50), cursor (the previous "
-                 "page's next_cursor), filters status, triage_category, industry, country; sort created_at "
-                 "(default) or lead_score, order desc (default) or asc.", "leads_page"),
-    ResourceSpec("db://leads/{lead_id}", "lead", "A lead",
-                 "The stored lead with its latest triage, its handoffs and its engagement plan.", "lead"),
-    ResourceSpec("db://campaigns{?status,limit,offset}", "campaigns-page", "A page of campaigns",
-                 "Campaigns, newest first, optionally by status (draft, active, paused, completed).",
-                 "campaigns_page"),
-    ResourceSpec("db://campaigns/{campaign_id}", "campaign", "A campaign",
-                 "The campaign with the budget allocation it runs on.", "campaign"),
-    ResourceSpec("db://interactions/{lead_id}{?limit}", "interactions", "A lead's interactions",
-                 "Replies, opens, clicks, visits, purchases and the like, newest first (limit 1..500, default 100).",
-                 "interactions"),
-    ResourceSpec("kg://semantic/node/{node_id}", "graph-node", "A graph node",
-                 "One node of the knowledge graph by id, e.g. industry:software.", "graph_node"),
-    ResourceSpec("kg://semantic/node/{node_id}/neighbours{?depth,types}", "graph-neighbours", "A node's neighbours",
-                 "Nodes within depth hops (1..6, default 1), optionally only over the given relationship types "
-                 "(comma-separated: RELATES_TO, INFLUENCES, CONVERTS_TO, SIMILAR_TO, PRECEDES).", "graph_neighbours"),
-    ResourceSpec("kg://semantic/industry/{industry}/channels{?persona,limit}", "industry-channels",
-                 "Channels that convert for an industry",
-                 "Without persona: every channel the industry converts to, by the industry's weight. With persona: "
-                 "the best channels for both, scored by the product of the weights, with the edges as evidence.",
-                 "industry_channels"),
-    ResourceSpec("kg://semantic/path/{source}/{target}", "graph-path", "How two nodes relate",
-                 "A shortest path between two nodes (at most 6 hops), or null.", "graph_path"),
-    ResourceSpec("kg://semantic/kind/{kind}", "graph-kind", "Nodes of one kind",
-                 "Every node of a kind: industry, persona, product, channel, content, campaign or segment.",
-                 "graph_kind"),
-    ResourceSpec("memory://short-term/{session_id}", "short-term", "Short-term memory of a session",
-                 "A session's state and its conversation turns; for a lead id, also the lead's working context.",
-                 "short_term"),
-    ResourceSpec("memory://episodic/similar/{lead_id}{?limit,outcome}", "similar-episodes",
-                 "Episodes like a lead's situation",
-                 "Past episodes most similar to the lead's situation, best first (limit 1..50, default 5), "
-                 "optionally only those with an outcome (converted, engaged, no_response, unsubscribed, lost).",
-                 "similar_episodes"),
-    ResourceSpec("memory://episodic/lead/{lead_id}", "lead-episodes", "A lead's episodes",
-                 "The episodes of one lead's journey, oldest first.", "lead_episodes"),
-)
-
-TOOLS: tuple[ToolSpec, ...] = (
-    ToolSpec("triage_lead", "Triage a new lead", read_only=False, idempotent=False),
-    ToolSpec("triage_leads", "Triage a batch of new leads", read_only=False, idempotent=False),
-    ToolSpec("score_leads", "Score leads with the active model", read_only=True),
-    ToolSpec("plan_engagement", "Plan engagement for a lead (dry run)", read_only=True),
-    ToolSpec("query_graph", "Query the knowledge graph", read_only=True),
-    ToolSpec("analyse_campaign", "Analyse a campaign", read_only=True),
-    ToolSpec("search_episodes", "Find similar episodes", read_only=True),
-)
-TOOLS_BY_NAME = {tool.name: tool for tool in TOOLS}
 
 
 # ---- argument types of the tools (their JSON schemas are what MCP clients see) ----
@@ -213,15 +95,19 @@ class Situation(BaseModel):
     touches: int | None = Field(default=None, ge=0)
 
 
-# ---- the router ----
+# ---- the server ----
 
-class ResourceRouter:
-    def __init__(self, *, leads, listing, reads, campaigns: CampaignPort, memory: UnifiedMemoryManager,
-                 graph: SemanticMemory, submit: Submit, active_scorer: Callable[[], Any],
-                 industry_synonyms: dict[str, str] | None = None, recall_deadline_s: float = 2.0) -> None:
-        """``leads``: a LeadRepository; ``listing``: LeadListing; ``reads``: LeadReads; ``graph``: semantic memory over a graph store
-        this process owns (summaries need the store's counts); ``active_scorer``: the model registry's
-        ``active_scorer``; ``submit``: the LeadOrchestrator's submit (the whole lead flow)."""
+class McpServer:
+    def __init__(self, *, settings: Settings, leads, listing, reads, campaigns: CampaignPort,
+                 memory: UnifiedMemoryManager, graph: SemanticMemory, submit: Submit,
+                 active_scorer: Callable[[], Any], industry_synonyms: dict[str, str] | None = None,
+                 recall_deadline_s: float = 2.0) -> None:
+        """``settings``: the process's, which the agents of the dry runs are built from, as the Serve
+        deployments build theirs; ``leads``: a LeadRepository; ``listing``: LeadListing; ``reads``:
+        LeadReads; ``graph``: semantic memory over a graph store this process owns (summaries need the
+        store's counts); ``active_scorer``: the model registry's ``active_scorer``; ``submit``: the
+        LeadOrchestrator's submit (the whole lead flow); ``industry_synonyms``: the graph's, so that a
+        lead scored here gets the features triage would give it."""
         self._leads = leads
         self._listing = listing
         self._reads = reads
@@ -230,7 +116,11 @@ class ResourceRouter:
         self._graph = graph
         self._submit = submit
         self._active_scorer = active_scorer
-        self._enricher = Enricher(industry_synonyms)
+        self._enricher = factory.enricher(industry_synonyms)
+        self._handoff = factory.handoff_orchestrator(settings)
+        # No MessageRewriter: the dry run is read-only and closed-world, and rewording would send the
+        # lead to an outside LLM. The plan is the one EngagementAgent makes before any rewording.
+        self._engagement = factory.engagement_agent(settings)
         self._recall_deadline_s = recall_deadline_s
 
     # -- entry points ------------------------------------------------------------------------------
@@ -395,7 +285,7 @@ class ResourceRouter:
                     return {"index": index, "result": await self._submit(lead, key)}
                 except MarketingAgentsError as exc:
                     return {"index": index, "error": _error(exc)}
-                except Exception as exc:  # noqa: BLE001 - one lead's failure is reported, the others go on
+                except Exception as exc:  # one lead's failure is reported (log.exception), the others go on
                     log.exception("triage_leads: lead %d failed", index)
                     return {"index": index, "error": {"code": "internal_error", "message": str(exc), "details": None}}
 
@@ -471,11 +361,11 @@ class ResourceRouter:
                            "for it", {"lead_id": str(lead_id), "triage_category": triage.triage_category.value})
         now = utc_now()
         recalled = await self._memory.recall(lead, deadline_s=self._recall_deadline_s)
-        package = HandoffOrchestrator(0.0).build_package(
+        package = self._handoff.build_package(
             lead, triage.model_copy(update={"route_to": ENGAGEMENT_AGENT}),
             [ProvenanceEntry(agent="McpServer", action="dry_run", at=now)], now,
-            memory=recalled.model_dump(mode="json"))
-        plan = EngagementAgent(ContactPolicy()).plan(package, now)
+            memory=recalled)
+        plan = self._engagement.plan(package, now)
         return {"lead_id": lead_id, "dry_run": True, "routed_to": triage.route_to,
                 "routed_to_engagement_agent": triage.route_to == ENGAGEMENT_AGENT,
                 "triage_category": triage.triage_category, "memory_missing": recalled.missing, "plan": plan,
@@ -565,48 +455,17 @@ class ResourceRouter:
         return found
 
 
-# ---- matching, authorization, arguments ----
-
-@cache
-def _parsed(uri: str) -> UriTemplate:
-    return UriTemplate.parse(uri)
-
-
-def match_resource(uri: str) -> tuple[ResourceSpec, dict[str, Any]]:
-    """The resource ``uri`` names and the values of its template's variables: exact URIs first, then
-    templates in the order of RESOURCES (the order the MCP SDK also tries them in)."""
-    for spec in RESOURCES:
-        if not spec.is_template and spec.uri == uri:
-            return spec, {}
-    for spec in RESOURCES:
-        if spec.is_template:
-            params = _parsed(spec.uri).match(uri)
-            if params is not None:
-                return spec, params
-    raise NotFound(f"unknown resource: {uri}", {"uri": uri})
-
-
-def authorize_resource(role: str | None) -> None:
-    if role not in ALL_ROLES:
-        raise Forbidden("authenticate with an API key to read MCP resources", {"role": role})
-
-
-def authorize_tool(role: str | None, spec: ToolSpec) -> None:
-    if role not in spec.roles:
-        raise Forbidden(f"the {role or 'anonymous'} role may not call '{spec.name}' "
-                        f"(allowed: {', '.join(sorted(spec.roles))})",
-                        {"tool": spec.name, "role": role, "allowed_roles": sorted(spec.roles)})
-
+# ---- the tools' schemas, from the methods above ----
 
 def tool_signature(name: str) -> inspect.Signature:
     """The tool's parameters (resolved annotations, no ``self``): the MCP SDK builds its schema from it."""
-    method = getattr(ResourceRouter, name)
+    method = getattr(McpServer, name)
     signature = inspect.signature(method, eval_str=True)
     return signature.replace(parameters=[p for p in signature.parameters.values() if p.name != "self"])
 
 
 def tool_description(name: str) -> str:
-    return inspect.getdoc(getattr(ResourceRouter, name)) or ""
+    return inspect.getdoc(getattr(McpServer, name)) or ""
 
 
 @cache
@@ -655,9 +514,6 @@ def _relation_types(types: str | list[str] | None) -> list[RelationType] | None:
         return None
     names = types if isinstance(types, list) else types.split(",")
     return [_enum("types", name.strip().upper(), RelationType) for name in names if name.strip()]
-
-
-
 
 
 def _error(exc: MarketingAgentsError) -> dict[str, Any]:
