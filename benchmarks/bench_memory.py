@@ -44,7 +44,8 @@ async def run(ops: int, data_dir: Path, dsn: str, redis_url: str) -> dict:
     import asyncpg
     import ray
 
-    from marketing_agents.memory.short_term import ShortTermMemory, TtlPolicy
+    from marketing_agents.memory.redis_layout import TtlPolicy
+    from marketing_agents.memory.short_term import ShortTermMemory
     from marketing_agents.memory.tier_actors import LongTermActor, MemoryTierActor, ShortTermActor
     from marketing_agents.settings import Settings
     from marketing_agents.stores.connection_budget import pool_size

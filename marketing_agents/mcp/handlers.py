@@ -22,6 +22,7 @@ from functools import cache
 from typing import Annotated, Any, Literal, Protocol
 from uuid import UUID
 
+import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
 from pydantic_core import to_jsonable_python
 
@@ -46,6 +47,7 @@ from marketing_agents.mcp.authorization import authorize_resource, authorize_too
 from marketing_agents.mcp.catalog import RESOURCES, TOOLS_BY_NAME, match_resource
 from marketing_agents.memory.manager import UnifiedMemoryManager, situation_of
 from marketing_agents.memory.semantic import SemanticMemory
+from marketing_agents.scoring_models.errors import ModelNotFoundError
 from marketing_agents.scoring_models.lead_features import lead_features
 from marketing_agents.settings import Settings
 
@@ -320,10 +322,6 @@ class McpServer:
         return await asyncio.to_thread(self._score, rows)
 
     def _score(self, rows: list[tuple[dict[str, Any], Lead | None]]) -> dict[str, Any]:
-        import pandas as pd
-
-        from marketing_agents.scoring_models import ModelNotFoundError
-
         try:
             scorer = self._active_scorer()
         except ModelNotFoundError as exc:

@@ -25,11 +25,17 @@ from pydantic import BaseModel
 
 from marketing_agents.domain import Channel
 from marketing_agents.domain.graph import GraphNode, NodeKind
+from marketing_agents.memory.episodic import EpisodicMemory
 from marketing_agents.memory.journeys import extract_episodes, mine_patterns
 from marketing_agents.memory.long_term import LongTermMemory
 from marketing_agents.memory.ports import EpisodicPort, ShortTermPort
-from marketing_agents.memory.semantic import SemanticMemory
+from marketing_agents.memory.redis_layout import TtlPolicy
+from marketing_agents.memory.semantic import SemanticMemory, graph_store_for
+from marketing_agents.memory.short_term import ShortTermMemory
 from marketing_agents.stores.postgres_consolidation import PostgresConsolidationStore
+from marketing_agents.stores.postgres_episodic import PostgresEpisodicStore
+from marketing_agents.stores.postgres_long_term import PostgresLongTermStore
+from marketing_agents.stores.redis import RedisShortTermStore
 
 log = logging.getLogger(__name__)
 EPISODE_STEP = "episodes"
@@ -123,13 +129,6 @@ class MemoryConsolidator:
 
 def build_consolidator(settings, pool, redis_client, progress: Callable[[str], None] | None = None) -> MemoryConsolidator:
     """The consolidator over the configured stores, as the CLI, the cluster's schedule and jobs build it."""
-    from marketing_agents.memory.episodic import EpisodicMemory
-    from marketing_agents.memory.semantic import graph_store_for
-    from marketing_agents.memory.short_term import ShortTermMemory, TtlPolicy
-    from marketing_agents.stores.postgres_episodic import PostgresEpisodicStore
-    from marketing_agents.stores.postgres_long_term import PostgresLongTermStore
-    from marketing_agents.stores.redis import RedisShortTermStore
-
     return MemoryConsolidator(
         PostgresConsolidationStore(pool),
         ShortTermMemory(RedisShortTermStore(redis_client), TtlPolicy.from_settings(settings)),

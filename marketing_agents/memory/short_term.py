@@ -26,7 +26,7 @@ from marketing_agents.memory.redis_layout import (
 )
 from marketing_agents.stores.redis import RedisShortTermStore
 
-__all__ = ["ShortTermMemory", "TtlPolicy", "Turn", "context_key", "lead_index"]
+__all__ = ["ShortTermMemory", "Turn", "context_key"]
 
 
 class Turn(DomainModel):

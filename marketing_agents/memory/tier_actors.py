@@ -30,8 +30,9 @@ from marketing_agents.errors import StorageError
 from marketing_agents.memory.episodic import EpisodicMemory
 from marketing_agents.memory.long_term import LongTermMemory
 from marketing_agents.memory.manager import UnifiedMemoryManager
+from marketing_agents.memory.redis_layout import TtlPolicy
 from marketing_agents.memory.semantic import SemanticMemory, graph_store_for
-from marketing_agents.memory.short_term import ShortTermMemory, TtlPolicy, Turn
+from marketing_agents.memory.short_term import ShortTermMemory, Turn
 from marketing_agents.settings import Settings, get_settings
 from marketing_agents.stores.connection_budget import budgeted
 from marketing_agents.stores.connections import StoreConnections

@@ -26,7 +26,8 @@ from marketing_agents.flows.engagement_feedback import (
     FeedbackPolicy,
 )
 from marketing_agents.memory.event_bus import EventBus, event_channel
-from marketing_agents.memory.short_term import ShortTermMemory, TtlPolicy
+from marketing_agents.memory.redis_layout import TtlPolicy
+from marketing_agents.memory.short_term import ShortTermMemory
 from marketing_agents.stores import postgres_interaction_import as interaction_import
 from marketing_agents.stores.postgres_interactions import (
     PARTITION_LOCK_KEY,

@@ -14,7 +14,8 @@ from marketing_agents.flows.lead_orchestrator import LeadOrchestrator
 from marketing_agents.memory.event_bus import EventBus
 from marketing_agents.memory.lead_rights import LeadDataRights
 from marketing_agents.memory.manager import UnifiedMemoryManager
-from marketing_agents.memory.short_term import ShortTermMemory, TtlPolicy
+from marketing_agents.memory.redis_layout import TtlPolicy
+from marketing_agents.memory.short_term import ShortTermMemory
 from marketing_agents.memory.tier_actors import TIER_NAMES, build_tier
 from marketing_agents.stores.connections import StoreConnections
 from marketing_agents.stores.postgres import LEAD_TABLES

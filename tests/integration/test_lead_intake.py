@@ -16,7 +16,8 @@ import pytest
 from marketing_agents.domain import Channel, NewLead
 from marketing_agents.errors import IdempotencyKeyReused, LeadExists, StorageError
 from marketing_agents.flows.lead_orchestrator import LeadOrchestrator
-from marketing_agents.memory.short_term import ShortTermMemory, TtlPolicy, context_key
+from marketing_agents.memory.redis_layout import TtlPolicy
+from marketing_agents.memory.short_term import ShortTermMemory, context_key
 from marketing_agents.stores.redis import RedisShortTermStore
 from tests.support import InProcessAgents, lead_payload
 

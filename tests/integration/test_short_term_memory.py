@@ -11,7 +11,8 @@ import pytest
 from marketing_agents.memory.event_bus import EventBus, event_channel
 from marketing_agents.memory.locks import Lock, LockService
 from marketing_agents.memory.rate_limits import RateLimiter
-from marketing_agents.memory.short_term import ShortTermMemory, TtlPolicy, context_key
+from marketing_agents.memory.redis_layout import TtlPolicy
+from marketing_agents.memory.short_term import ShortTermMemory, context_key
 from marketing_agents.stores.redis import RedisShortTermStore
 from tests.support import wait_for
 
