@@ -109,11 +109,11 @@ _BLOCK = re.compile(rf"^(?P<indent>[ ]*){BLOCK_KEY}:[ ]*\|[-+]?[ ]*$")
 def replace_block(manifest: str, body: str) -> str:
     """``manifest`` with the literal block under ``serveConfigV2:`` replaced by ``body``."""
     lines = manifest.splitlines(keepends=True)
-    starts = [i for i, line in enumerate(lines) if _BLOCK.match(line.rstrip("\n"))]
+    starts = [(i, match) for i, line in enumerate(lines) if (match := _BLOCK.match(line.rstrip("\n")))]
     if len(starts) != 1:
         raise ManifestError(f"expected one `{BLOCK_KEY}: |` line in the manifest, found {len(starts)}")
-    start = starts[0]
-    indent = len(_BLOCK.match(lines[start].rstrip("\n"))["indent"])
+    start, match = starts[0]
+    indent = len(match["indent"])
     end = start + 1
     while end < len(lines) and (not lines[end].strip() or len(lines[end]) - len(lines[end].lstrip(" ")) > indent):
         end += 1

@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import logging
 import os
 import signal
 import socket
@@ -25,7 +26,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 import asyncpg
 import httpx
@@ -40,6 +41,9 @@ from marketing_agents.serve_app.status import APP_NAME
 from marketing_agents.settings import Settings
 from marketing_agents.stores.embedded import EmbeddedPostgres, EmbeddedValkey
 from marketing_agents.stores.migrations import describe, migrate
+
+if TYPE_CHECKING:
+    from marketing_agents.sinks import OutboxSinks
 
 RUN_FILE = "run.json"
 ADMIN_KEY_FILE = "admin-api-key"
@@ -78,7 +82,7 @@ class Launcher:
     _postgres: EmbeddedPostgres | None = None
     _valkey: EmbeddedValkey | None = None
     _ray_started: bool = False
-    _sinks: object | None = None
+    _sinks: OutboxSinks | None = None
     _info: RunInfo | None = None
     _admin_key: str | None = None
 
@@ -129,10 +133,10 @@ class Launcher:
         self._step("schema migrations", lambda: describe(asyncio.run(migrate(dsn))))
         self._step("knowledge graph", lambda: asyncio.run(self._load_starter_graph(dsn)))
         self._step("scoring model", self._ensure_default_model)
-        self._admin_key = self._bootstrap_admin_key()
+        self._admin_key = admin_key = self._bootstrap_admin_key()
         # Serve replicas inherit this environment from the Ray processes started below.
         os.environ.update({"MAS_POSTGRES_DSN": dsn, "MAS_REDIS_URL": redis_url, "MAS_DATA_DIR": str(self.data_dir),
-                           "MAS_ADMIN_API_KEY": self._admin_key})
+                           "MAS_ADMIN_API_KEY": admin_key})
         if self.settings.local_sinks:
             from marketing_agents.sinks import OutboxSinks
 
@@ -145,7 +149,7 @@ class Launcher:
         if self.settings.load_demo_data:
             from marketing_agents.demo import load_demo_data
 
-            self._step("demo data", lambda: load_demo_data(self.api_url, dsn, self._admin_key))
+            self._step("demo data", lambda: load_demo_data(self.api_url, dsn, admin_key))
         self.say(
             f"\n  REST API      {self.api_url}/api/v1/leads\n"
             f"  API docs      {self.api_url}/docs\n"
@@ -220,11 +224,11 @@ class Launcher:
         if self.settings.postgres_dsn is not None:
             self.say("  PostgreSQL: external (MAS_POSTGRES_DSN)")
             return self.settings.postgres_dsn.get_secret_value()
-        self._postgres = EmbeddedPostgres(self.data_dir / "postgres", self.settings.embedded_postgres_database)
-        dsn = self._step("PostgreSQL (embedded)", self._postgres.start,
-                         lambda _: f"PostgreSQL 18 on {self._postgres.pgdata}")
-        self._info.postgres_pid = self._postgres.pid()
-        self._info.write()
+        self._postgres = postgres = EmbeddedPostgres(self.data_dir / "postgres", self.settings.embedded_postgres_database)
+        dsn = self._step("PostgreSQL (embedded)", postgres.start, lambda _: f"PostgreSQL 18 on {postgres.pgdata}")
+        info = self._run_info()
+        info.postgres_pid = postgres.pid()
+        info.write()
         return dsn
 
     def _start_redis(self) -> str:
@@ -233,9 +237,16 @@ class Launcher:
             return self.settings.redis_url.get_secret_value()
         self._valkey = EmbeddedValkey(self.data_dir / "valkey", self.settings.embedded_valkey_port)
         url = self._step("Valkey (embedded)", self._valkey.start, lambda url: f"Valkey on {url}")
-        self._info.valkey_pid = self._valkey.pid()
-        self._info.write()
+        info = self._run_info()
+        info.valkey_pid = self._valkey.pid()
+        info.write()
         return url
+
+    def _run_info(self) -> RunInfo:
+        """What the run file holds; start() writes it before it starts any server."""
+        if self._info is None:
+            raise RuntimeError("the launcher has not started: no run file")
+        return self._info
 
     def _bootstrap_admin_key(self) -> str:
         """MAS_ADMIN_API_KEY, else the key saved in MAS_DATA_DIR/admin-api-key, else a new one saved there.
@@ -293,7 +304,7 @@ class Launcher:
             namespace=APP_NAME,
             log_to_driver=False,
             configure_logging=True,
-            logging_level="WARNING",
+            logging_level=logging.WARNING,  # what ray.init makes of "WARNING", which it accepts but types as int
             _metrics_export_port=self.settings.metrics_export_port,
         )
         self._ray_started = True

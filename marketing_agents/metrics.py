@@ -7,6 +7,7 @@ test, a CLI command) recording is a no-op, because there is no Ray metrics agent
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from functools import cache
 
 import ray
@@ -77,7 +78,7 @@ def lead_stage(stage: str, ms: float) -> None:
         _metrics().lead_stage_ms.observe(ms, tags={"stage": stage})
 
 
-def optimization(status: str, escalation_kinds: list[str] = ()) -> None:
+def optimization(status: str, escalation_kinds: Iterable[str] = ()) -> None:
     if _enabled():
         m = _metrics()
         m.optimizations.inc(tags={"status": status})

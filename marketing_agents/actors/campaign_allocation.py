@@ -263,6 +263,8 @@ class AllocationOptimizer:
             observed = (f"{per} {_pct(rate)} vs {_pct(leader_rate)} for the leader {leader}"
                         if rate is not None and leader_rate is not None else f"no {per} observed yet")
             if key in newly_paused:
+                if perf is None:  # an arm without metrics can reach here only when both pause thresholds are 0
+                    raise ValueError(f"arm {key!r} is to be paused but has no metrics in the report")
                 reason = (f"paused: P(best) {_pct(p)} < {_pct(policy.pause_below_p_best)} after "
                           f"{perf.impressions:,} impressions and {perf.clicks:,} clicks; {observed}")
                 actions.append(ArmAction(arm=key, action=ActionKind.PAUSE, previous_share=before,

@@ -26,6 +26,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
+from typing import Any
 from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -142,7 +143,8 @@ class VerifiedKey:
     rate_limit_per_minute: int | None = None
 
 
-def rate_limit_for(key: VerifiedKey, default: int, by_role: dict[str, int] | None = None) -> int:
+# by_role's keys are role names: plain str, or the Literal names of Settings.rate_limits_by_role.
+def rate_limit_for(key: VerifiedKey, default: int, by_role: dict[Any, int] | None = None) -> int:
     if key.rate_limit_per_minute is not None:
         return key.rate_limit_per_minute
     return (by_role or {}).get(key.principal.role.value, default)

@@ -26,7 +26,7 @@ import hashlib
 from collections.abc import Callable, Sequence
 from datetime import date, datetime
 from decimal import Decimal
-from typing import Any
+from typing import Any, Literal, cast
 from uuid import UUID, uuid4
 
 import numpy as np
@@ -63,6 +63,7 @@ from marketing_agents.errors import ConfigError, Conflict, NotFound
 from marketing_agents.memory.event_bus import EventBus, OutgoingEvent, publish_after_commit
 from marketing_agents.settings import Settings
 from marketing_agents.stores.postgres_campaigns import (
+    CampaignTransaction,
     PostgresCampaignStore,
     campaign_not_found,
 )
@@ -75,7 +76,8 @@ def policy_from_settings(settings: Settings) -> OptimizerPolicy:
     """The optimizer's policy from ``MAS_OPTIMIZER_*``; ConfigError when they do not fit together."""
     try:
         return OptimizerPolicy(
-            rate_basis=settings.optimizer_rate_basis,
+            # Settings only accept "impression" or "click" (its pattern ^(impression|click)$)
+            rate_basis=cast(Literal["impression", "click"], settings.optimizer_rate_basis),
             prior_weight=settings.optimizer_prior_weight,
             posterior_draws=settings.optimizer_posterior_draws,
             pause_below_p_best=settings.optimizer_pause_below_p_best,
@@ -111,10 +113,10 @@ def summarise(decision: OptimizationDecision) -> str:
     parts = []
     if decision.paused_arms:
         parts.append("paused " + ", ".join(decision.paused_arms))
-    moves = [f"{a.arm} {a.previous_share:.1%} -> {a.new_share:.1%}" for a in decision.actions
+    moved = [f"{a.arm} {a.previous_share:.1%} -> {a.new_share:.1%}" for a in decision.actions
              if a.action in (ActionKind.INCREASE, ActionKind.DECREASE)]
-    if moves:
-        parts.append("moved " + ", ".join(moves))
+    if moved:
+        parts.append("moved " + ", ".join(moved))
     summary = "; ".join(parts) or "no change to the allocation"
     if decision.escalations:
         kinds = ", ".join(e.kind.value for e in decision.escalations)
@@ -129,6 +131,29 @@ def _report_of(campaign_id: UUID, rows) -> PerformanceReport:
 
 def _allocation_payload(decision: OptimizationDecision) -> dict[str, Any]:
     return {"shares": decision.proposed.shares, "paused": list(decision.proposed.paused)}
+
+
+def _stored_id(record: OptimizationRecord) -> UUID:
+    """The id of a stored optimization (only a dry run has none)."""
+    if record.id is None:
+        raise ValueError(f"an optimization of campaign {record.campaign_id} without an id: a dry run is not stored")
+    return record.id
+
+
+def _stored_status(record: OptimizationRecord) -> OptimizationStatus:
+    """The status of a stored optimization (only a dry run has none)."""
+    if record.status is None:
+        raise ValueError(f"optimization {record.id} of campaign {record.campaign_id} without a status: "
+                         "a dry run is not stored")
+    return record.status
+
+
+async def _locked_optimization(tx: CampaignTransaction, optimization_id: UUID) -> OptimizationRecord:
+    """The optimization read under the campaign's lock (found before taking it; none is ever deleted)."""
+    record = await tx.optimization(optimization_id)
+    if record is None:
+        raise NotFound(f"no optimization with id {optimization_id}", {"optimization_id": str(optimization_id)})
+    return record
 
 
 class CampaignOptimizer:
@@ -270,12 +295,12 @@ class CampaignOptimizer:
                 record = OptimizationRecord(id=record_id, campaign_id=campaign_id, status=OptimizationStatus.PROPOSED,
                                             decision=decision, created_at=now, escalations=escalations)
             await tx.insert(record)
-            await tx.mark_superseded([p.id for p in proposals], record_id, now)
+            await tx.mark_superseded([_stored_id(p) for p in proposals], record_id, now)
             if decision.auto_applicable:
                 await self._supersede_owner(tx, stored, record_id, now)
                 await tx.set_allocation(decision.proposed, record_id, now)
             action = "optimize" if decision.auto_applicable else "propose"
-            await tx.audit(action, inputs, {"optimization_id": str(record_id), "status": record.status.value,
+            await tx.audit(action, inputs, {"optimization_id": str(record_id), "status": _stored_status(record).value,
                                             "decision": decision.model_dump(mode="json")}, summarise(decision), now)
         if decision.auto_applicable:
             events.append(self._applied_event(record, OPTIMIZER))
@@ -292,7 +317,7 @@ class CampaignOptimizer:
         campaign_id = (await self._optimization(optimization_id)).campaign_id
         now = self._clock()
         async with self._store.locked(campaign_id) as tx:
-            record = await tx.optimization(optimization_id)
+            record = await _locked_optimization(tx, optimization_id)
             if record.status is not OptimizationStatus.PROPOSED:
                 raise self._not_approvable(record)
             stored = await tx.allocation()
@@ -309,7 +334,7 @@ class CampaignOptimizer:
                            {"optimization_id": str(optimization_id), "status": OptimizationStatus.APPLIED.value,
                             **_allocation_payload(record.decision)},
                            f"approved by {by}: {summarise(record.decision)}", now)
-            record = await tx.optimization(optimization_id)
+            record = await _locked_optimization(tx, optimization_id)
         await publish_after_commit(self._events, [
             self._applied_event(record, by),
             *[OutgoingEvent((ESCALATIONS_TOPIC,), "escalation.acknowledged", self._escalation_payload(e))
@@ -325,7 +350,7 @@ class CampaignOptimizer:
         campaign_id = (await self._optimization(optimization_id)).campaign_id
         now = self._clock()
         async with self._store.locked(campaign_id) as tx:
-            target = await tx.optimization(optimization_id)
+            target = await _locked_optimization(tx, optimization_id)
             if target.status is not OptimizationStatus.APPLIED:
                 raise self._not_rollbackable(target)
             stored = await tx.allocation()
@@ -339,8 +364,8 @@ class CampaignOptimizer:
                                         decision=undo, rollback_of=optimization_id, created_by=by, created_at=now,
                                         applied_at=now, applied_by=by)
             await tx.insert(record)
-            await tx.mark_rolled_back(optimization_id, record.id, now)
-            await tx.mark_superseded([p.id for p in await tx.proposals()], record.id, now)
+            await tx.mark_rolled_back(optimization_id, _stored_id(record), now)
+            await tx.mark_superseded([_stored_id(p) for p in await tx.proposals()], _stored_id(record), now)
             await tx.set_allocation(undo.proposed, record.id, now)
             await tx.audit("rollback", {"optimization_id": str(optimization_id), "by": by},
                            {"optimization_id": str(record.id), "rollback_of": str(optimization_id),
@@ -381,17 +406,17 @@ class CampaignOptimizer:
 
     @staticmethod
     def _not_approvable(record: OptimizationRecord) -> Conflict:
-        details = {"optimization_id": str(record.id), "status": record.status.value}
+        details = {"optimization_id": str(record.id), "status": _stored_status(record).value}
         if record.status is OptimizationStatus.SUPERSEDED:
             details["superseded_by"] = str(record.superseded_by)
             return Conflict(f"optimization {record.id} was superseded by optimization {record.superseded_by}; "
                             "approve that one instead, or optimize again", details)
-        return Conflict(f"optimization {record.id} is {record.status.value}; only a proposed one can be approved",
+        return Conflict(f"optimization {record.id} is {_stored_status(record).value}; only a proposed one can be approved",
                         details)
 
     @staticmethod
     def _not_rollbackable(record: OptimizationRecord) -> Conflict:
-        details = {"optimization_id": str(record.id), "status": record.status.value}
+        details = {"optimization_id": str(record.id), "status": _stored_status(record).value}
         match record.status:
             case OptimizationStatus.SUPERSEDED if record.applied_at is not None:
                 details["later_optimization_id"] = str(record.superseded_by)
@@ -404,7 +429,7 @@ class CampaignOptimizer:
                 details["rolled_back_by"] = str(record.rolled_back_by)
                 message = f"optimization {record.id} was already rolled back (by optimization {record.rolled_back_by})"
             case _:
-                message = f"optimization {record.id} is {record.status.value}: it was never applied"
+                message = f"optimization {record.id} is {_stored_status(record).value}: it was never applied"
         return Conflict(message, details)
 
     # -- escalations -------------------------------------------------------------------------------
@@ -419,6 +444,8 @@ class CampaignOptimizer:
             raise NotFound(f"no escalation with id {escalation_id}", {"escalation_id": str(escalation_id)})
         escalation, changed = found
         if not changed:
+            if escalation.acknowledged_at is None:  # not changed: it had been acknowledged already
+                raise ValueError(f"escalation {escalation_id} unchanged by acknowledging it but not acknowledged")
             raise Conflict(f"escalation {escalation_id} was already acknowledged by {escalation.acknowledged_by} "
                            f"at {escalation.acknowledged_at.isoformat()}",
                            {"escalation_id": str(escalation_id), "acknowledged_by": escalation.acknowledged_by})
@@ -432,7 +459,7 @@ class CampaignOptimizer:
     @staticmethod
     def _optimization_payload(record: OptimizationRecord) -> dict[str, Any]:
         return {"optimization_id": str(record.id), "campaign_id": str(record.campaign_id),
-                "status": record.status.value, "as_of": record.decision.as_of.isoformat()
+                "status": _stored_status(record).value, "as_of": record.decision.as_of.isoformat()
                 if record.decision.as_of else None, **_allocation_payload(record.decision)}
 
     def _applied_event(self, record: OptimizationRecord, by: str) -> OutgoingEvent:

@@ -193,6 +193,8 @@ class FeedbackPolicy:
     def _call_task(self, lead: LeadSnapshot, interaction: NewInteraction, when: datetime) -> Touchpoint:
         how = f" by {interaction.channel.value}" if interaction.channel is not None else ""
         what = "replied" if interaction.type is InteractionType.REPLY else "met with us"
+        if lead.plan_id is None:  # _conversation creates a call task only for a lead with a plan
+            raise ValueError(f"lead {lead.lead_id} has no engagement plan to add a call task to")
         return Touchpoint(
             id=uuid4(), lead_id=lead.lead_id, plan_id=lead.plan_id, step=lead.next_step, channel=Channel.CALL,
             template=CALL_TEMPLATE, subject=None, scheduled_at=when,

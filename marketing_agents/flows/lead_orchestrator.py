@@ -14,7 +14,7 @@ from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal, overload
 from uuid import UUID, uuid4
 
 from pydantic import ValidationError
@@ -285,6 +285,14 @@ class LeadOrchestrator:
             await self._finish_handoff(package, None, None)
         return len(packages)
 
+    @overload
+    async def _finish_handoff(self, package: HandoffPackage, started: float | None, result: LeadProcessingResult,
+                              announced: Awaitable[None] | None = None) -> LeadProcessingResult: ...
+
+    @overload
+    async def _finish_handoff(self, package: HandoffPackage, started: float | None, result: None,
+                              announced: Awaitable[None] | None = None) -> None: ...
+
     async def _finish_handoff(self, package: HandoffPackage, started: float | None,
                               result: LeadProcessingResult | None,
                               announced: Awaitable[None] | None = None) -> LeadProcessingResult | None:
@@ -395,8 +403,8 @@ def _outcome(index: int, answer: LeadProcessingResult | Exception) -> LeadBatchI
     if isinstance(answer, LeadProcessingResult):
         return LeadBatchItemResult(index=index, status="stored", result=answer)
     # An error raised in another Ray process arrives wrapped; the item reports the original.
-    while isinstance(getattr(answer, "cause", None), Exception):
-        answer = answer.cause
+    while isinstance(cause := getattr(answer, "cause", None), Exception):
+        answer = cause
     if isinstance(answer, ValidationError):
         return _invalid(index, answer)
     if not isinstance(answer, MarketingAgentsError):
@@ -404,5 +412,6 @@ def _outcome(index: int, answer: LeadProcessingResult | Exception) -> LeadBatchI
         return LeadBatchItemResult(index=index, status="failed", error=ItemError(
             code="internal_error", message="an unexpected error occurred; it has been logged"))
     error = ItemError(code=answer.code, message=answer.message, details=answer.details)
-    status = {409: "conflict", 422: "invalid"}.get(answer.status_code, "failed")
+    statuses: dict[int, Literal["conflict", "invalid", "failed"]] = {409: "conflict", 422: "invalid"}
+    status = statuses.get(answer.status_code, "failed")
     return LeadBatchItemResult(index=index, status=status, error=error)

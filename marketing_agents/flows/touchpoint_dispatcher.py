@@ -112,7 +112,7 @@ class TouchpointDispatcher:
         return report
 
 
-def _delivery(touchpoint: Touchpoint, status: str, attempts: int, *, reference: str | None = None,
+def _delivery(touchpoint: Touchpoint, status: Literal["sent", "failed"], attempts: int, *, reference: str | None = None,
               error: str | None = None) -> TouchpointDelivery:
     return TouchpointDelivery(touchpoint_id=touchpoint.id, lead_id=touchpoint.lead_id, plan_id=touchpoint.plan_id,
                     step=touchpoint.step, channel=touchpoint.channel, status=status, attempts=attempts,

@@ -186,7 +186,7 @@ async def score_table(model: str | None, page_size: int, actors: int, say, limit
         say(f"model {scorer.version}: {todo} leads to score, {already} already scored by it")
         after, done = None, False
         while not done:
-            pages = []
+            pages: list[pd.DataFrame] = []
             for _ in range(actors):  # one page per actor in flight
                 size = page_size if limit is None else min(page_size, limit - rows - sum(map(len, pages)))
                 if size <= 0:
@@ -199,7 +199,8 @@ async def score_table(model: str | None, page_size: int, actors: int, say, limit
                 page = model_frame(stored, enricher.enrich)
                 if not page.empty:
                     pages.append(page)
-            results = [scorers[i % actors].score.remote(page) for i, page in enumerate(pages)]
+            # Ray types an actor's handle as the class too, so mypy sees `score` as the plain method
+            results = [scorers[i % actors].score.remote(page) for i, page in enumerate(pages)]  # type: ignore[attr-defined]
             for page, result in zip(pages, results, strict=True):
                 scored = await result
                 rows += await store.save(page["lead_id"].tolist(), scored["probability"].tolist(), scorer.version)

@@ -19,7 +19,7 @@ import inspect
 import logging
 from collections.abc import Awaitable, Callable
 from functools import cache
-from typing import Annotated, Any, Literal, Protocol
+from typing import Annotated, Any, Literal, Protocol, TypeVar
 from uuid import UUID
 
 import pandas as pd
@@ -52,6 +52,7 @@ from marketing_agents.scoring_models.lead_features import lead_features
 from marketing_agents.settings import Settings
 
 log = logging.getLogger(__name__)
+_T = TypeVar("_T")
 
 MAX_SCORE_BATCH = 1000
 MAX_TRIAGE_BATCH = 100
@@ -332,12 +333,13 @@ class McpServer:
                              columns=scorer.feature_columns)
         scored = scorer.score_frame(frame, explain=True, top=3) if known else None
         results: dict[int, dict[str, Any]] = {}
-        for position, (head, _) in enumerate(known):
-            row = scored.iloc[position]
-            results[head["index"]] = {**head, "probability": round(float(row["probability"]), 6),
-                                      "lead_score": float(row["lead_score"]),
-                                      "factors_for": str(row["top_factors_for"] or ""),
-                                      "factors_against": str(row["top_factors_against"] or "")}
+        if scored is not None:  # None only when no lead is known
+            for position, (head, _) in enumerate(known):
+                row = scored.iloc[position]
+                results[head["index"]] = {**head, "probability": round(float(row["probability"]), 6),
+                                          "lead_score": float(row["lead_score"]),
+                                          "factors_for": str(row["top_factors_for"] or ""),
+                                          "factors_against": str(row["top_factors_against"] or "")}
         for head, lead in rows:
             if lead is None:
                 results[head["index"]] = {**head, "error": {"code": "not_found",
@@ -387,30 +389,32 @@ class McpServer:
     ) -> dict[str, Any]:
         """Asks the knowledge graph (industries, personas, products, channels, content, campaigns,
         segments and their weighted relationships) one question; see query for the kinds."""
-        def need(**values: Any) -> None:
+        def need(**values: _T | None) -> list[_T]:
+            """The values, in order; RequestError naming every one that is missing."""
             missing = [name for name, value in values.items() if value is None]
             if missing:
                 raise RequestError(f"query '{query}' needs {', '.join(missing)}", {"missing": missing})
+            return [value for value in values.values() if value is not None]
 
         if query == "node":
-            need(node_id=node_id)
-            return {"query": query, "node": await self.graph_node(node_id)}
+            (node,) = need(node_id=node_id)
+            return {"query": query, "node": await self.graph_node(node)}
         if query == "neighbours":
-            need(node_id=node_id)
-            await self.graph_node(node_id)
+            (node,) = need(node_id=node_id)
+            await self.graph_node(node)
             return {"query": query, "node_id": node_id,
-                    "neighbours": await self._graph.neighbours(node_id, depth, relation_types or None)}
+                    "neighbours": await self._graph.neighbours(node, depth, relation_types or None)}
         if query == "path":
-            need(node_id=node_id, target=target)
-            return {"query": query, **await self.graph_path(node_id, target)}
+            source, to = need(node_id=node_id, target=target)
+            return {"query": query, **await self.graph_path(source, to)}
         if query == "best_channels":
-            need(industry=industry, persona=persona)
-            return {"query": query, **await self.industry_channels(industry, persona, str(limit))}
+            named_industry, named_persona = need(industry=industry, persona=persona)
+            return {"query": query, **await self.industry_channels(named_industry, named_persona, str(limit))}
         if query == "industry_channels":
-            need(industry=industry)
-            return {"query": query, **await self.industry_channels(industry, None, str(limit))}
-        need(kind=kind)
-        return {"query": query, **await self.graph_kind(kind.value)}
+            (named_industry,) = need(industry=industry)
+            return {"query": query, **await self.industry_channels(named_industry, None, str(limit))}
+        (node_kind,) = need(kind=kind)
+        return {"query": query, **await self.graph_kind(node_kind.value)}
 
     async def analyse_campaign(self, campaign_id: Annotated[UUID, Field(description="The campaign's id.")]) -> dict:
         """The campaign optimizer's view of a campaign: the campaign and its allocation, CTR, CVR, CPA,
@@ -435,12 +439,12 @@ class McpServer:
         """Past episodes (lead journeys with what was done and how they ended) most similar to a
         stored lead's situation or to a described one, best first; optionally only those that ended
         with outcome."""
-        if (lead_id is None) == (situation is None):
-            raise RequestError("give exactly one of lead_id and situation", {"fields": ["lead_id", "situation"]})
-        if lead_id is not None:
+        if lead_id is not None and situation is None:
             features = situation_of(await self._lead(lead_id))
-        else:
+        elif situation is not None and lead_id is None:
             features = situation.model_dump(mode="json", exclude_none=True)
+        else:
+            raise RequestError("give exactly one of lead_id and situation", {"fields": ["lead_id", "situation"]})
         similar = await self._memory.episodic.recall_similar(features, limit, outcome)
         return {"situation": features, "similar_episodes": similar}
 
@@ -468,7 +472,7 @@ def tool_description(name: str) -> str:
 
 @cache
 def tool_arguments_model(name: str) -> type[BaseModel]:
-    fields = {p.name: (p.annotation, ... if p.default is inspect.Parameter.empty else p.default)
+    fields: dict[str, Any] = {p.name: (p.annotation, ... if p.default is inspect.Parameter.empty else p.default)
               for p in tool_signature(name).parameters.values()}
     return create_model(f"{name}_arguments", __config__=ConfigDict(extra="forbid"), **fields)
 

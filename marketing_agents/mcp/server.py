@@ -49,7 +49,7 @@ from mcp_types import (
 )
 from starlette.responses import Response
 from starlette.routing import Route
-from starlette.types import Receive, Scope, Send
+from starlette.types import Message, Receive, Scope, Send
 
 import marketing_agents
 from marketing_agents.errors import MarketingAgentsError, RequestError
@@ -122,8 +122,8 @@ def build_server(backend: Backend) -> MCPServer:
                        instructions=INSTRUCTIONS, middleware=[authorize])
     for spec in RESOURCES:
         _add_resource(server, spec, backend)
-    for spec in TOOLS:
-        _add_tool(server, spec, backend)
+    for tool in TOOLS:
+        _add_tool(server, tool, backend)
     return server
 
 
@@ -330,7 +330,7 @@ async def _read_body(receive: Receive) -> bytes | None:
 def _replay(body: bytes, receive: Receive) -> Receive:
     delivered = False
 
-    async def replay() -> dict[str, Any]:
+    async def replay() -> Message:
         nonlocal delivered
         if delivered:
             return await receive()

@@ -348,6 +348,8 @@ class InteractionFile:
                                    f"NUL byte (column '{name['conversation_id']}')")
             if reasons:
                 return RejectedRow(line, "; ".join(reasons))
+            if kind is None:  # __init__ demands a type column or --type, and an empty or unknown cell is a reason above
+                raise RuntimeError(f"line {line}: no interaction type and no reason recorded")
             return ParsedRow(line, external_id, kind, channel, campaign_id, conversation_id, value, occurred_at)
 
         return parse

@@ -10,7 +10,6 @@ from __future__ import annotations
 import uuid
 from collections import Counter, defaultdict
 from datetime import timedelta
-from typing import Any
 
 from marketing_agents.domain.episode import (
     Episode,
@@ -123,7 +122,7 @@ def _segment_insights(segment: str, group: list[Episode]) -> list[Insight]:
     return insights
 
 
-def mine_patterns(episodes: list[dict[str, Any]] | list[Episode]) -> tuple[list[Insight], list[GraphEdge]]:
+def mine_patterns(episodes: list[Episode]) -> tuple[list[Insight], list[GraphEdge]]:
     """Success patterns per segment, and CONVERTS_TO / PRECEDES weights learned from outcomes."""
     by_segment: dict[str, list[Episode]] = defaultdict(list)
     for episode in episodes:

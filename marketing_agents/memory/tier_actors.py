@@ -275,7 +275,8 @@ TIER_PROXIES: dict[str, type[ActorTier]] = {"short_term": ShortTermActor, "long_
 
 def _tier_handle(name: str, settings: Settings | None, namespace: str) -> ray.actor.ActorHandle:
     """The cluster's actor for the tier ``name``, created on first use and shared by name afterwards."""
-    return MemoryTierActor.options(name=f"memory-{name}", namespace=namespace, get_if_exists=True,
+    # mypy ignores class decorators, so it does not see @ray.remote turn the class into an ActorClass
+    return MemoryTierActor.options(name=f"memory-{name}", namespace=namespace, get_if_exists=True,  # type: ignore[attr-defined]
                                    lifetime="detached").remote(name, settings)
 
 

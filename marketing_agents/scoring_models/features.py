@@ -131,6 +131,8 @@ def infer_feature_spec(frame: pd.DataFrame, label: str, id_column: str | None = 
             continue
         kind, reason = classify_column(frame[name], str(name))
         if kind == "dropped":
+            if reason is None:  # classify_column gives a reason with every "dropped"
+                raise RuntimeError(f"column {name!r} dropped without a reason")
             spec.dropped[name] = reason
         else:
             getattr(spec, kind).append(name)

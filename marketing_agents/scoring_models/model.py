@@ -69,16 +69,17 @@ class LeadScoringModel:
         if kind == LINEAR:
             encoded = base[:-1].transform(training_frame)
             coef = base["model"].coef_.ravel()
-            rows, cols = [], []
+            row_list: list[int] = []
+            cols: list[int] = []
             for j, part in enumerate(self.slices):
                 indices = np.arange(part.start, part.stop)
-                rows.extend(indices)
+                row_list.extend(indices)
                 cols.extend([j] * len(indices))
-            rows = np.asarray(rows, dtype=int)
+            rows = np.asarray(row_list, dtype=int)
             self.weights = sp.csr_matrix((coef[rows], (rows, np.asarray(cols, dtype=int))),
                                          shape=(len(coef), len(spec.columns)))
             mean = np.asarray(encoded.mean(axis=0)).ravel()
-            self.offsets = np.asarray(self.weights.T @ mean).ravel()
+            self.offsets: np.ndarray | None = np.asarray(self.weights.T @ mean).ravel()
             self.encoded_baseline = None
         else:
             self.weights = None
@@ -118,6 +119,8 @@ class LeadScoringModel:
             product = encoded @ self.weights
             product = product.toarray() if sp.issparse(product) else np.asarray(product)
             return product - self.offsets
+        if self.encoded_baseline is None:  # set in __init__ for every model that is not linear
+            raise RuntimeError(f"{self.kind} model without an encoded baseline")
         encoded = np.asarray(encoded, dtype=np.float64)
         model = self.base["model"]
         full = model.decision_function(encoded)

@@ -23,6 +23,7 @@ Layout under the root (``MAS_DATA_DIR/models`` by default)::
 
 from __future__ import annotations
 
+import builtins
 import fcntl
 import json
 import os
@@ -37,6 +38,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TextIO
 
 from marketing_agents.scoring_models.errors import ModelNotFoundError, RegistryError
 from marketing_agents.scoring_models.model import (
@@ -71,6 +73,14 @@ class ModelVersion:
     path: Path
 
 
+def _version_number(name: str) -> int:
+    """The number of a version name (one that matches ``VERSION_PATTERN``)."""
+    match = VERSION_PATTERN.match(name)
+    if match is None:
+        raise RegistryError(f"'{name}' is not a model version name")
+    return int(match.group(1))
+
+
 def _now() -> str:
     return datetime.now(UTC).replace(microsecond=0).isoformat().replace("+00:00", "Z")
 
@@ -82,7 +92,7 @@ class ModelRegistry:
         self.check_interval_s = check_interval_s
         self._thread_lock = threading.RLock()
         self._lock_depth = 0
-        self._lock_handle = None
+        self._lock_handle: TextIO | None = None
         self._cache: OrderedDict[str, Scorer] = OrderedDict()
         self._cache_lock = threading.Lock()
         self._pointer_key: tuple | None = None
@@ -105,6 +115,8 @@ class ModelRegistry:
             finally:
                 self._lock_depth -= 1
                 if self._lock_depth == 0:
+                    if self._lock_handle is None:  # opened when the depth went from 0 to 1
+                        raise RegistryError("registry lock released but its file is not open")
                     fcntl.flock(self._lock_handle, fcntl.LOCK_UN)
                     self._lock_handle.close()
                     self._lock_handle = None
@@ -136,7 +148,7 @@ class ModelRegistry:
     def versions(self) -> list[str]:
         """Registered version names, oldest first."""
         found = [p.name for p in self.root.iterdir() if p.is_dir() and VERSION_PATTERN.match(p.name)]
-        return sorted(found, key=lambda name: int(VERSION_PATTERN.match(name).group(1)))
+        return sorted(found, key=_version_number)
 
     def exists(self, version: str) -> bool:
         return bool(VERSION_PATTERN.match(version)) and (self.root / version / MODEL_FILE).is_file()
@@ -158,7 +170,7 @@ class ModelRegistry:
                 metadata = {}
             metrics = metadata.get("metrics", {})
             out.append(ModelVersion(
-                name=name, number=int(VERSION_PATTERN.match(name).group(1)),
+                name=name, number=_version_number(name),
                 registered_at=metadata.get("registered_at", ""), synthetic=bool(metadata.get("synthetic")),
                 model_kind=metadata.get("model_kind"), roc_auc=metrics.get("roc_auc"), pr_auc=metrics.get("pr_auc"),
                 active=name == active, path=directory))
@@ -178,7 +190,7 @@ class ModelRegistry:
                 for item in source.iterdir():
                     if item.is_file():
                         shutil.copy2(item, staging / item.name)
-                numbers = [int(VERSION_PATTERN.match(name).group(1)) for name in self.versions()]
+                numbers = [_version_number(name) for name in self.versions()]
                 registered_at = datetime.now(UTC).replace(microsecond=0)
                 version = (f"v{max(numbers, default=0) + 1:04d}-{registered_at:%Y%m%dT%H%M%SZ}"
                            f"{'-synthetic' if metadata.get('synthetic') else ''}")
@@ -205,7 +217,7 @@ class ModelRegistry:
         """The active version as the pointer file says now (always read)."""
         return self._read_pointer().get("active")
 
-    def history(self) -> list[str]:
+    def history(self) -> builtins.list[str]:  # `list` here is the method above
         """Previously active versions, most recent last (what :meth:`rollback` returns to)."""
         return list(self._read_pointer().get("history", []))
 

@@ -37,6 +37,7 @@ import time
 from collections import deque
 from collections.abc import Awaitable, Callable
 from contextlib import asynccontextmanager
+from enum import Enum
 from typing import Annotated, Any
 from urllib.parse import parse_qs
 from uuid import UUID
@@ -159,6 +160,8 @@ class AccessService:
         if not self._bootstrapped:
             async with self._bootstrap_lock:
                 if not self._bootstrapped:
+                    if self._admin_hash is None or self._admin_prefix is None:  # _bootstrapped starts True without one
+                        raise RuntimeError("no bootstrap admin key to store")
                     await self._keys.ensure_bootstrap(self._admin_hash, self._admin_prefix)
                     self._bootstrapped = True
         return self._keys
@@ -321,7 +324,7 @@ Limit = Annotated[int, Query(ge=1, le=1000, description="At most this many entri
 
 
 def add_key_routes(app: FastAPI, service: AccessService) -> None:
-    tags = ["access"]
+    tags: list[str | Enum] = ["access"]  # FastAPI's type for tags
 
     @app.post("/api/v1/keys", status_code=201, response_model=CreatedApiKey, responses=ERRORS, tags=tags,
               summary="Create an API key (admin). The secret is in this answer only: store it now")
@@ -384,7 +387,7 @@ def _secure_openapi(app: FastAPI) -> None:
                     operation["responses"].setdefault(status, {"description": description, **answer})
         return schema
 
-    app.openapi = openapi
+    app.openapi = openapi  # type: ignore[method-assign]  # FastAPI's documented way to extend the schema
 
 
 def install_access_control(app: FastAPI, stores: StoreConnections, settings: Settings | None = None) -> AccessService:

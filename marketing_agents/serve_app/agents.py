@@ -68,7 +68,7 @@ class TriageAgentDeployment:
     # Queue capacities are checked against counts at most this old: one query per interval, not per lead.
     QUEUE_LOAD_MAX_AGE_S = 2.0
 
-    async def __init__(self) -> None:
+    async def __init__(self) -> None:  # type: ignore[misc]  # Ray Serve awaits an async __init__
         s = get_settings()
         self._stores = StoreConnections(budgeted(s, "TriageAgent"))
         pool = await self._stores.pool()
@@ -151,7 +151,7 @@ class HandoffOrchestratorDeployment:
 
 @serve.deployment(name="LeadOrchestrator")
 class LeadOrchestratorDeployment:
-    async def __init__(self, triage: DeploymentHandle, handoff: DeploymentHandle) -> None:
+    async def __init__(self, triage: DeploymentHandle, handoff: DeploymentHandle) -> None:  # type: ignore[misc]  # Ray Serve awaits an async __init__
         self._settings = budgeted(get_settings(), "LeadOrchestrator")
         self._stores = StoreConnections(self._settings)
         self._triage = triage

@@ -32,10 +32,13 @@ from marketing_agents.serve_app.mcp_app import McpServerDeployment
 
 def build_app(args: dict[str, Any] | None = None) -> Application:
     """Composes the deployments; per-deployment settings come from the Serve config file."""
-    handoff = HandoffOrchestratorDeployment.bind(EngagementAgentDeployment.bind())
-    triage = TriageAgentDeployment.bind()
-    orchestrator = LeadOrchestratorDeployment.bind(triage, handoff)
-    campaigns = CampaignOptimizerDeployment.bind()
-    return ApiGateway.bind(orchestrator, MemoryConsolidatorDeployment.bind(), TouchpointDispatcherDeployment.bind(),
-                           feedback=EngagementFeedbackDeployment.bind(),
-                           campaigns=campaigns, models=triage, mcp=McpServerDeployment.bind(orchestrator, campaigns))
+    # mypy ignores class decorators, so it does not see @serve.deployment turn each class into a
+    # Deployment with .bind: hence the ignores below.
+    handoff = HandoffOrchestratorDeployment.bind(EngagementAgentDeployment.bind())  # type: ignore[attr-defined]
+    triage = TriageAgentDeployment.bind()  # type: ignore[attr-defined]
+    orchestrator = LeadOrchestratorDeployment.bind(triage, handoff)  # type: ignore[attr-defined]
+    campaigns = CampaignOptimizerDeployment.bind()  # type: ignore[attr-defined]
+    return ApiGateway.bind(  # type: ignore[attr-defined]
+        orchestrator, MemoryConsolidatorDeployment.bind(), TouchpointDispatcherDeployment.bind(),  # type: ignore[attr-defined]
+        feedback=EngagementFeedbackDeployment.bind(),  # type: ignore[attr-defined]
+        campaigns=campaigns, models=triage, mcp=McpServerDeployment.bind(orchestrator, campaigns))  # type: ignore[attr-defined]

@@ -11,6 +11,7 @@ request body, "api" when left out.
 
 from __future__ import annotations
 
+from enum import Enum
 from typing import Annotated, Any
 from uuid import UUID
 
@@ -125,7 +126,7 @@ def add_campaign_routes(app: FastAPI, campaigns: DeploymentHandle | CampaignOpti
     if campaigns is None:
         return
     agent: Any = Remote(campaigns) if isinstance(campaigns, DeploymentHandle) else campaigns
-    tags = ["campaigns"]
+    tags: list[str | Enum] = ["campaigns"]  # FastAPI's type for tags
 
     @app.post("/api/v1/campaigns", status_code=201, response_model=Campaign, responses=ROUTE_ERRORS, tags=tags,
               summary="Create a campaign")

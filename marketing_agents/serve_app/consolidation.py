@@ -28,7 +28,7 @@ LOCK_TTL_S = 15 * 60
 
 @serve.deployment(name="MemoryConsolidator")
 class MemoryConsolidatorDeployment:
-    async def __init__(self) -> None:
+    async def __init__(self) -> None:  # type: ignore[misc]  # Ray Serve awaits an async __init__
         self._settings = budgeted(get_settings(), "MemoryConsolidator")
         self._stores = StoreConnections(self._settings)
         self._schedule = (asyncio.get_running_loop().create_task(self._every(self._settings.consolidate_every_s))

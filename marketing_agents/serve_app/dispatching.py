@@ -49,7 +49,7 @@ async def announce(events: EventBus, report: DispatchReport) -> None:
 
 @serve.deployment(name="TouchpointDispatcher")
 class TouchpointDispatcherDeployment:
-    async def __init__(self) -> None:
+    async def __init__(self) -> None:  # type: ignore[misc]  # Ray Serve awaits an async __init__
         self._settings = budgeted(get_settings(), "TouchpointDispatcher")
         self._stores = StoreConnections(self._settings)
         self._dispatcher: TouchpointDispatcher | None = None

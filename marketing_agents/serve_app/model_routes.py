@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import json
 from datetime import datetime
+from enum import Enum
 from typing import Annotated, Any, Literal
 
 from fastapi import FastAPI, Path
@@ -120,7 +121,7 @@ def add_model_routes(app: FastAPI, models: DeploymentHandle | ModelCatalog | Non
         method = getattr(models, name)
         return await (method.remote(*args) if remote else method(*args))
 
-    tags = ["models"]
+    tags: list[str | Enum] = ["models"]  # FastAPI's type for tags
 
     @app.get("/api/v1/models", response_model=ModelList, responses=ROUTE_ERRORS, tags=tags,
              summary="Registered scoring model versions with their metrics, and which one is active")

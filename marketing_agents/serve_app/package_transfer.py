@@ -43,4 +43,8 @@ class PackageTransfer:
         return self.ref is not None
 
     async def open(self) -> HandoffPackage:
-        return self.package if self.ref is None else await self.ref
+        if self.ref is not None:
+            return await self.ref
+        if self.package is None:  # of() sets one of the two
+            raise ValueError(f"the transfer of handoff {self.handoff_id} holds neither a package nor a reference")
+        return self.package

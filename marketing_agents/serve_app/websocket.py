@@ -155,8 +155,11 @@ class EventHub:
             loop = asyncio.get_running_loop()
             self._ready = loop.create_future()
             self._task = loop.create_task(self._listen(self._ready))
+        ready = self._ready
+        if ready is None:  # made together with the task
+            raise RuntimeError("the event hub has a listener task but no readiness future")
         try:
-            await asyncio.wait_for(asyncio.shield(self._ready), timeout_s)
+            await asyncio.wait_for(asyncio.shield(ready), timeout_s)
         except TimeoutError as exc:
             raise StorageError(f"Redis did not confirm the event subscription within {timeout_s:g} s") from exc
 
@@ -409,7 +412,10 @@ class Subscriber:
                 continue
             flushing = self.closing is not None
             if (self._first or self._queue) and (flushing or self.in_flight() < self.window):
-                await self._send(self._next_frame())
+                frame = self._next_frame()
+                if frame is None:  # None only when both queues are empty, and one was not just above
+                    raise RuntimeError("a frame was due but none was queued")
+                await self._send(frame)
                 if self.sent - self._last_ping_n >= max(1, self.window // 4):
                     self._ping_due = True
                 continue
