@@ -12,7 +12,7 @@ from string import Template
 from uuid import uuid4
 from zoneinfo import ZoneInfo
 
-from marketing_agents.actors.personalisation import ChannelAffinity, channel_affinity
+from marketing_agents.actors.personalisation import MIN_AFFINITY, ChannelAffinity, channel_affinity
 from marketing_agents.domain import Channel, EngagementPlan, HandoffPackage, Touchpoint, TriageCategory
 
 
@@ -93,16 +93,23 @@ CHANNEL_STEP_TEMPLATES = {
 
 
 def personalise(steps: list[Step], affinity: ChannelAffinity, allowed: set[Channel]) -> tuple[list[Step], str]:
-    """Makes the lead's best channel the first follow-up; returns the steps and what changed.
+    """Makes the lead's best channel the first follow-up; returns the steps and the evidence it went by.
 
     The opening touch and the sequence's rhythm stay as designed: only which channel fills the
-    second slot changes. A channel the sequence lacks is added there with its default step.
+    second slot changes. A channel the sequence lacks is added there with its default step. When the
+    design already has the best channel in front, nothing moves, and the evidence is still named.
     """
     best = affinity.best(allowed)
-    if best is None or len(steps) < 1 or steps[0].channel is best:
-        return steps, ""
+    if best is None or len(steps) < 1:
+        strongest = affinity.strongest(allowed)
+        if strongest is None:
+            return steps, ""
+        return steps, (f"memory: {strongest.value} has the strongest evidence ({affinity.evidence(strongest)}), "
+                       f"below the {MIN_AFFINITY} it takes to change the designed sequence")
+    if steps[0].channel is best:
+        return steps, f"personalised: {best.value} opens the sequence ({affinity.evidence(best)})"
     if len(steps) > 1 and steps[1].channel is best:
-        return steps, ""
+        return steps, "personalised: " + affinity.explain(best)
     slots = [step.after for step in steps]
     existing = next((i for i, step in enumerate(steps) if step.channel is best), None)
     if existing is not None:
@@ -110,10 +117,10 @@ def personalise(steps: list[Step], affinity: ChannelAffinity, allowed: set[Chann
         rest = [step for i, step in enumerate(steps[1:], start=1) if i != existing]
         reordered = [steps[0], chosen, *rest]
         return [Step(step.channel, slot, step.template) for step, slot in zip(reordered, slots, strict=True)], \
-            affinity.explain(best)
+            "personalised: " + affinity.explain(best)
     second = slots[1] / 2 if len(slots) > 1 else timedelta(days=1)
     added = Step(best, max(second, timedelta(hours=1)), CHANNEL_STEP_TEMPLATES[best])
-    return [steps[0], added, *steps[1:]], affinity.explain(best) + "; added to the sequence"
+    return [steps[0], added, *steps[1:]], "personalised: " + affinity.explain(best) + "; added to the sequence"
 
 
 @dataclass(frozen=True)
@@ -202,7 +209,7 @@ class EngagementAgent:
         if skipped:
             rationale += f"; skipped {', '.join(dict.fromkeys(skipped))} for lack of consent"
         if personalised:
-            rationale += f"; personalised: {personalised}"
+            rationale += f"; {personalised}"
         return EngagementPlan(
             id=plan_id,
             lead_id=lead.id,

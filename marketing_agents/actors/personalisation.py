@@ -34,13 +34,19 @@ class ChannelAffinity:
 
     def best(self, allowed: set[Channel]) -> Channel | None:
         """The consented channel with the strongest evidence, if any has enough."""
-        candidates = [(score, channel.value, channel) for channel, score in self.scores.items()
-                      if channel in allowed and score >= MIN_AFFINITY]
+        strongest = self.strongest(allowed)
+        return strongest if strongest is not None and self.scores[strongest] >= MIN_AFFINITY else None
+
+    def strongest(self, allowed: set[Channel]) -> Channel | None:
+        """The consented channel with the strongest evidence, however weak."""
+        candidates = [(score, channel.value, channel) for channel, score in self.scores.items() if channel in allowed]
         return max(candidates)[2] if candidates else None
 
+    def evidence(self, channel: Channel) -> str:
+        return f"affinity {self.scores[channel]:.2f}: {'; '.join(self.reasons[channel])}"
+
     def explain(self, channel: Channel) -> str:
-        return f"{channel.value} first among follow-ups (affinity {self.scores[channel]:.2f}: " \
-               f"{'; '.join(self.reasons[channel])})"
+        return f"{channel.value} first among follow-ups ({self.evidence(channel)})"
 
 
 def _channel(value: Any) -> Channel | None:

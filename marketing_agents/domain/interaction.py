@@ -25,6 +25,11 @@ class InteractionType(StrEnum):
     UNSUBSCRIBE = "unsubscribe"
 
 
+# What counts in a lead's behaviour (engagement by channel, last activity): everything the lead did
+# with us but leaving.
+ENGAGEMENTS = frozenset(InteractionType) - {InteractionType.UNSUBSCRIBE}
+
+
 class Interaction(DomainModel):
     lead_id: UUID
     type: InteractionType

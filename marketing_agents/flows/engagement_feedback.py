@@ -37,6 +37,7 @@ to, so a lead that opted out never gets one, whatever it does.
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -64,7 +65,10 @@ from marketing_agents.domain.feedback import (
 from marketing_agents.domain.field_errors import ItemError, field_errors
 from marketing_agents.errors import RequestError, StorageError
 from marketing_agents.memory.event_bus import EventBus, OutgoingEvent, publish_after_commit
+from marketing_agents.memory.ports import ShortTermPort
 from marketing_agents.stores.postgres_interactions import InteractionRepository
+
+log = logging.getLogger(__name__)
 
 AGENT = "EngagementAgent"
 CALL_TEMPLATE = "reply-follow-up-call"
@@ -235,12 +239,16 @@ class EngagementFeedback:
 
     Events go out after the commit (``publish_after_commit``), on ``leads`` and ``lead:<id>``:
     ``interaction.recorded`` for every stored interaction, ``lead.converted`` as well for a conversion.
+    An interaction with a ``conversation_id`` is also a turn of that thread in short-term memory, where
+    agents and the MCP resource ``memory://short-term/{conversation_id}`` read the conversation so far;
+    PostgreSQL keeps the interaction itself, so a turn that Redis misses is only a slower read.
     """
 
     def __init__(self, interactions: InteractionRepository, events: EventBus | None = None,
-                 policy: FeedbackPolicy | None = None) -> None:
+                 policy: FeedbackPolicy | None = None, conversations: ShortTermPort | None = None) -> None:
         self._interactions = interactions
         self._events = events
+        self._conversations = conversations
         self.policy = policy or FeedbackPolicy()
 
     async def record(self, interaction: NewInteraction) -> InteractionOutcome:
@@ -252,8 +260,19 @@ class EngagementFeedback:
         """
         outcome = await self._interactions.record(interaction, self.policy.decide, agent=AGENT)
         if outcome.status == "stored":
+            await self._remember_turn(interaction)
             await self._announce(outcome)
         return outcome
+
+    async def _remember_turn(self, interaction: NewInteraction) -> None:
+        if self._conversations is None or interaction.conversation_id is None:
+            return
+        try:
+            await self._conversations.add_turn(interaction.lead_id, interaction.conversation_id, "lead",
+                                               conversation_turn(interaction))
+        except StorageError as exc:
+            log.warning("interaction of lead %s is stored but its turn of conversation %s is not: %s",
+                        interaction.lead_id, interaction.conversation_id, exc)
 
     async def record_batch(self, items: list[dict[str, Any]]) -> InteractionBatchResult:
         """Validates and records each item on its own, in order; a bad item is reported in its place.
@@ -303,3 +322,13 @@ def _invalid(exc: ValidationError) -> ItemError:
     fields = field_errors(exc.errors())
     message = "; ".join(f"{f['field']}: {f['message']}" for f in fields)
     return ItemError(code="validation_error", message=f"invalid interaction: {message}", details=fields)
+
+
+def conversation_turn(interaction: NewInteraction) -> str:
+    """What the lead said, as far as the client told us (``text``, ``body`` or ``subject``), else what it did."""
+    for key in ("text", "body", "subject"):
+        value = interaction.attributes.get(key)
+        if isinstance(value, str) and value.strip():
+            return value
+    where = f" on {interaction.channel.value}" if interaction.channel else ""
+    return f"{interaction.type.value}{where} at {interaction.occurred_at.isoformat()}"

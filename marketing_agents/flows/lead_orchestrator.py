@@ -33,6 +33,7 @@ from marketing_agents.domain import (
 )
 from marketing_agents.domain.field_errors import ItemError, field_errors
 from marketing_agents.domain.lead_views import LeadBatchItemResult, LeadBatchResult
+from marketing_agents.domain.persona import persona_of
 from marketing_agents.domain.recall import MemoryRecall
 from marketing_agents.errors import LeadExists, MarketingAgentsError, StorageError
 from marketing_agents.memory.event_bus import EventBus, OutgoingEvent, publish_after_commit
@@ -208,7 +209,7 @@ class LeadOrchestrator:
     def _start_recall(self, lead: Lead) -> asyncio.Future[MemoryRecall] | None:
         if self._memory is None:
             return None
-        recalling = asyncio.ensure_future(self._memory.recall(lead))
+        recalling = asyncio.ensure_future(self._memory.recall(lead, persona_of(lead.job_title)))
         recalling.add_done_callback(lambda task: task.cancelled() or task.exception())  # read, if never awaited
         return recalling
 
@@ -226,7 +227,7 @@ class LeadOrchestrator:
         if triage.route_to == ENGAGEMENT_AGENT:
             with self._stage("recall"):  # what is left of it once triage is done
                 if recalling is None and self._memory is not None:
-                    recalling = self._memory.recall(lead)
+                    recalling = self._memory.recall(lead, persona_of(lead.job_title))
                 recalled = await recalling if recalling is not None else None
             if recalled is not None:
                 provenance.append(ProvenanceEntry(agent="UnifiedMemoryManager", action="recalled", at=self._clock()))

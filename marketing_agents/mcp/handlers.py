@@ -42,6 +42,7 @@ from marketing_agents.domain.episode import EpisodeOutcome, InsightKind
 from marketing_agents.domain.field_errors import field_errors
 from marketing_agents.domain.graph import NodeKind, RelationType
 from marketing_agents.domain.lead_views import LeadQuery
+from marketing_agents.domain.persona import persona_of
 from marketing_agents.errors import Conflict, MarketingAgentsError, NotFound, RequestError
 from marketing_agents.mcp.authorization import authorize_resource, authorize_tool
 from marketing_agents.mcp.catalog import RESOURCES, TOOLS_BY_NAME, match_resource
@@ -360,7 +361,7 @@ class McpServer:
             raise Conflict(f"lead {lead_id} is {triage.triage_category.value}: there is no engagement sequence "
                            "for it", {"lead_id": str(lead_id), "triage_category": triage.triage_category.value})
         now = utc_now()
-        recalled = await self._memory.recall(lead, deadline_s=self._recall_deadline_s)
+        recalled = await self._memory.recall(lead, persona_of(lead.job_title), deadline_s=self._recall_deadline_s)
         package = self._handoff.build_package(
             lead, triage.model_copy(update={"route_to": ENGAGEMENT_AGENT}),
             [ProvenanceEntry(agent="McpServer", action="dry_run", at=now)], now,

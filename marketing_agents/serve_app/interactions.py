@@ -30,6 +30,7 @@ from marketing_agents.domain.feedback import (
 from marketing_agents.flows.engagement_feedback import EngagementFeedback
 from marketing_agents.memory.event_bus import EventBus
 from marketing_agents.memory.redis_layout import TtlPolicy
+from marketing_agents.memory.short_term import ShortTermMemory
 from marketing_agents.serve_app.http_errors import ROUTE_ERRORS
 from marketing_agents.settings import get_settings
 from marketing_agents.stores.connection_budget import budgeted
@@ -60,10 +61,11 @@ class EngagementFeedbackDeployment:
 
     async def _service(self) -> EngagementFeedback:
         if self._feedback is None:
+            redis = RedisShortTermStore(self._stores.redis())
+            policy = TtlPolicy.from_settings(self._settings)
             self._feedback = EngagementFeedback(
-                InteractionRepository(await self._stores.pool()),
-                EventBus(RedisShortTermStore(self._stores.redis()), TtlPolicy.from_settings(self._settings)),
-            )
+                InteractionRepository(await self._stores.pool()), EventBus(redis, policy),
+                conversations=ShortTermMemory(redis, policy))
         return self._feedback
 
     async def record(self, interaction: NewInteraction) -> InteractionOutcome:

@@ -2,8 +2,9 @@
 
 One transaction per interaction: the interaction row (in its monthly partition, created when missing,
 as the bulk importer does), the plan change the engagement agent decided (touchpoints cancelled,
-moved or added, a conversion, the lead's status, withdrawn consent) and the ``agent_actions`` row
-that says why. Either all of it is stored or none of it.
+moved or added, a conversion, the lead's status, withdrawn consent), the lead's behaviour in its
+long-term profile (engagement by channel, last activity) and the ``agent_actions`` row that says why.
+Either all of it is stored or none of it.
 
 Duplicates. The lead's row is locked (``FOR NO KEY UPDATE``) first, so the interactions of one lead
 are judged one at a time and the duplicate check below cannot race with itself:
@@ -37,8 +38,10 @@ from marketing_agents.domain.feedback import (
     PlanChange,
     ScheduledContact,
 )
+from marketing_agents.domain.interaction import ENGAGEMENTS
 from marketing_agents.errors import Conflict, NotFound, RequestError
 from marketing_agents.stores.postgres import LeadRepository, translated_errors
+from marketing_agents.stores.postgres_long_term import record_activity
 
 # The lock under which partitions are created, here and by the bulk importer (stores/postgres_interaction_import
 # takes it for its partitions and batches); any constant, "MASIMPRT" in ASCII.
@@ -97,6 +100,10 @@ class InteractionRepository:
             change = decide(snapshot, interaction, now)
             interaction_id = await _store_interaction(conn, interaction, change)
             conversion_id = await _apply(conn, interaction, change, snapshot)
+            if interaction.type in ENGAGEMENTS:
+                await record_activity(conn, interaction.lead_id,
+                                      interaction.channel.value if interaction.channel else None,
+                                      interaction.occurred_at)
             counts = await _counts(conn, lead["id"])
             await conn.execute(
                 """INSERT INTO agent_actions (agent, action, lead_id, inputs, output, reason)

@@ -62,19 +62,10 @@ class PostgresLongTermStore:
             )
         return [dict(r) for r in rows]
 
-    async def record_activity(self, lead_id: UUID, channel: str, at: datetime) -> None:
+    async def record_activity(self, lead_id: UUID, channel: str | None, at: datetime) -> None:
         """Counts one engagement on ``channel`` and moves the last activity forward (never back)."""
         async with translated_errors("record activity"):
-            await self._pool.execute(
-                """INSERT INTO lead_profiles (lead_id, engagement_by_channel, last_activity_at)
-                   VALUES ($1, jsonb_build_object($2::text, 1), $3)
-                   ON CONFLICT (lead_id) DO UPDATE SET
-                       engagement_by_channel = lead_profiles.engagement_by_channel || jsonb_build_object(
-                           $2::text, coalesce((lead_profiles.engagement_by_channel ->> $2)::int, 0) + 1),
-                       last_activity_at = greatest(lead_profiles.last_activity_at, EXCLUDED.last_activity_at),
-                       updated_at = now()""",
-                lead_id, channel, at,
-            )
+            await record_activity(self._pool, lead_id, channel, at)
 
     async def record_score(self, lead_id: UUID, lead_score: float, at: datetime) -> None:
         """Appends to the lead's score history, keeping the newest SCORE_HISTORY_LIMIT entries."""
@@ -106,3 +97,23 @@ class PostgresLongTermStore:
         async with translated_errors("read a profile"):
             row = await self._pool.fetchrow("SELECT * FROM lead_profiles WHERE lead_id = $1", lead_id)
         return dict(row) if row is not None else None
+
+
+_RECORD_ACTIVITY = """
+INSERT INTO lead_profiles (lead_id, engagement_by_channel, last_activity_at)
+VALUES ($1, CASE WHEN $2::text IS NULL THEN '{}'::jsonb ELSE jsonb_build_object($2::text, 1) END, $3)
+ON CONFLICT (lead_id) DO UPDATE SET
+    engagement_by_channel = CASE WHEN $2::text IS NULL THEN lead_profiles.engagement_by_channel
+        ELSE lead_profiles.engagement_by_channel || jsonb_build_object(
+            $2::text, coalesce((lead_profiles.engagement_by_channel ->> $2::text)::int, 0) + 1) END,
+    last_activity_at = greatest(lead_profiles.last_activity_at, EXCLUDED.last_activity_at),
+    updated_at = now()
+"""
+
+
+async def record_activity(db: asyncpg.Pool | asyncpg.Connection, lead_id: UUID, channel: str | None,
+                          at: datetime) -> None:
+    """One engagement of the lead: counted on ``channel`` when there is one, and the last activity
+    moved forward (never back). Takes a connection too, so that an interaction and the behaviour it
+    adds commit together (``stores.postgres_interactions``)."""
+    await db.execute(_RECORD_ACTIVITY, lead_id, channel, at)

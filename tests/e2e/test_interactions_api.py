@@ -93,3 +93,34 @@ def test_a_single_bad_interaction_is_refused_with_the_field_and_an_unknown_lead_
     too_many = api.post("/api/v1/interactions", json={"interactions": [{}] * 1001})
     assert too_many.status_code == 422
     assert [f["field"] for f in too_many.json()["error"]["details"]] == ["batch.interactions"]
+
+
+def test_every_interaction_counts_in_the_leads_behaviour(api):
+    """A click and a visit show in GET /api/v1/leads/{id}/profile at once: engagement by channel and
+    the last activity, which never moves back for an older event; a duplicate counts nothing."""
+    lead_id = new_lead(api)
+    clicked = (datetime.now(UTC) - timedelta(minutes=2)).replace(microsecond=0)
+    for body in ({"type": "click", "channel": "email", "occurred_at": clicked.isoformat(), "external_id": "c-1"},
+                 {"type": "click", "channel": "email", "occurred_at": clicked.isoformat(), "external_id": "c-1"},
+                 {"type": "open", "channel": "linkedin", "occurred_at": moments_ago(600)},
+                 {"type": "visit", "occurred_at": moments_ago(900)}):
+        assert api.post("/api/v1/interactions", json={"lead_id": lead_id, **body}).status_code == 200
+    behaviour = api.get(f"/api/v1/leads/{lead_id}/profile").json()["behaviour"]
+    assert behaviour["engagement_by_channel"] == {"email": 1, "linkedin": 1}
+    assert datetime.fromisoformat(behaviour["last_activity_at"]) == clicked
+
+
+def test_a_reply_thread_keeps_its_conversation_in_short_term_memory(api):
+    """Two turns of one thread, the second without text: both are in the lead's short-term memory, in
+    order, as GET /api/v1/leads/{id}/export shows it."""
+    lead_id = new_lead(api)
+    thread = f"thread-{lead_id}"
+    for body in ({"type": "reply", "channel": "email", "occurred_at": moments_ago(60), "conversation_id": thread,
+                  "attributes": {"text": "Yes, Tuesday works"}},
+                 {"type": "meeting", "channel": "call", "occurred_at": moments_ago(30), "conversation_id": thread}):
+        assert api.post("/api/v1/interactions", json={"lead_id": lead_id, **body}).status_code == 200
+    short_term = api.get(f"/api/v1/leads/{lead_id}/export").json()["short_term"]
+    turns = next(value for key, value in short_term.items() if key.endswith(f":conversation:{thread}"))
+    texts = [turn["text"] for _, turn in sorted(turns.items(), key=lambda item: int(item[0]))]
+    assert texts[0] == "Yes, Tuesday works" and texts[1].startswith("meeting on call at ")
+    assert {turn["role"] for turn in turns.values()} == {"lead"}

@@ -202,3 +202,17 @@ def test_a_model_promoted_and_rolled_back_while_the_system_serves_is_used_at_onc
 
     cli("models", "rollback")
     assert scoring_model() == before
+
+
+async def test_the_plan_of_a_lead_with_a_known_persona_uses_the_graphs_channel_evidence(api, db):
+    """A VP Marketing at a manufacturer is the graph's CMO persona: the recall asks the graph, and the
+    plan's rationale names what the graph said."""
+    body = api.post("/api/v1/leads", json=lead_payload(email=unique_email("persona"), job_title="VP Marketing",
+                                                        industry="Manufacturing")).json()
+    package = await db.fetchval("SELECT package FROM handoffs WHERE lead_id = $1", uuid.UUID(body["lead_id"]))
+    best = package["memory"]["best_channels"]
+    assert best and {c["channel"]["id"] for c in best} <= {f"channel:{c}" for c in ("email", "linkedin", "webinar",
+                                                                                     "call", "sms")}
+    assert all(edge["type"] == "CONVERTS_TO" for c in best for edge in c["evidence"])
+    assert "semantic" not in package["memory"]["missing"]
+    assert "the knowledge graph rates it" in body["engagement_plan"]["rationale"]

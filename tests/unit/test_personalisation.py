@@ -101,3 +101,16 @@ def test_affinity_weighs_graph_converters_and_own_history():
     assert affinity.best({Channel.EMAIL, Channel.LINKEDIN}) is Channel.EMAIL
     assert affinity.best({Channel.LINKEDIN}) is Channel.LINKEDIN
     assert affinity.best({Channel.SMS}) is None
+
+
+def test_weak_evidence_is_named_in_the_rationale_without_changing_the_plan(plan_with):
+    weak = (MIN_AFFINITY - 0.01) / 0.4
+    plan = plan_with(TriageCategory.HOT, {"best_channels": [graph("sms", weak)]})
+    assert "personalised" not in plan.rationale
+    assert "memory: sms has the strongest evidence" in plan.rationale and "knowledge graph rates it" in plan.rationale
+
+
+def test_evidence_for_the_channel_already_in_front_is_named(plan_with):
+    plan = plan_with(TriageCategory.HOT, {"best_channels": [graph("email", 0.9)]})
+    assert steps(plan) == steps(plan_with(TriageCategory.HOT, {}))
+    assert "personalised: email opens the sequence" in plan.rationale
