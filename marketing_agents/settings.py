@@ -139,6 +139,9 @@ class Settings(BaseSettings):
     optimizer_escalate_pause_share_at: float = Field(default=0.3, ge=0, le=1)
     optimizer_escalate_share_drop_at: float | None = Field(default=0.5, ge=0, le=1)
     optimizer_seed: int = Field(default=0, ge=0)
+    # The optimizer as an agent: a round over the active campaigns this often (seconds; 0 turns it off).
+    # Each campaign takes at most one step per day of evidence, however often the rounds come.
+    optimizer_every_s: float = Field(default=300.0, ge=0)
 
     @property
     def data_path(self) -> Path:

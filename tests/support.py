@@ -108,8 +108,8 @@ class InProcessAgents:
         enrichment = self.triage_agent.enricher.enrich(lead, duplicate_of)
         return self.triage_agent.triage(lead, utc_now() - self.triage_delay, enrichment)
 
-    async def prepare(self, lead, triage, provenance, memory=None):
-        return self.orchestrator.prepare(lead, triage, provenance, memory, utc_now())
+    async def prepare(self, lead, triage, provenance, memory=None, campaign=None):
+        return self.orchestrator.prepare(lead, triage, provenance, memory, utc_now(), campaign)
 
     async def deliver(self, package):
         async def send(package):

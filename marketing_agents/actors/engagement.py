@@ -13,7 +13,8 @@ from uuid import uuid4
 from zoneinfo import ZoneInfo
 
 from marketing_agents.actors.personalisation import MIN_AFFINITY, ChannelAffinity, channel_affinity
-from marketing_agents.domain import Channel, EngagementPlan, HandoffPackage, Touchpoint, TriageCategory
+from marketing_agents.domain import CampaignStatus, Channel, EngagementPlan, HandoffPackage, Touchpoint, TriageCategory
+from marketing_agents.domain.attribution import ArmDraw, draw_arm
 
 
 @dataclass(frozen=True)
@@ -123,6 +124,34 @@ def personalise(steps: list[Step], affinity: ChannelAffinity, allowed: set[Chann
     return [steps[0], added, *steps[1:]], "personalised: " + affinity.explain(best) + "; added to the sequence"
 
 
+def open_with(steps: list[Step], channel: Channel) -> list[Step]:
+    """The sequence opened on ``channel``: the arm a lead was given is what it hears first.
+
+    The designed rhythm stays: the first step on that channel moves to the front and the others keep
+    their order in the remaining slots; a sequence without the channel gets its default step in front.
+    """
+    if not steps or steps[0].channel is channel:
+        return steps
+    existing = next((i for i, step in enumerate(steps) if step.channel is channel), None)
+    if existing is None:
+        return [Step(channel, steps[0].after, CHANNEL_STEP_TEMPLATES[channel]), *steps]
+    reordered = [steps[existing], *(step for i, step in enumerate(steps) if i != existing)]
+    return [Step(step.channel, slot.after, step.template) for step, slot in zip(reordered, steps, strict=True)]
+
+
+def campaign_arm(package: HandoffPackage, allowed: set[Channel]) -> tuple[ArmDraw | None, str]:
+    """The arm of the lead's campaign it is given, and what the rationale says about it."""
+    offer = package.campaign
+    if offer is None:
+        return None, ""
+    draw = draw_arm(offer, package.lead.id, allowed)
+    if draw is not None:
+        return draw, draw.explain(offer.name)
+    if offer.status is not CampaignStatus.ACTIVE:
+        return None, f"campaign '{offer.name}' is {offer.status.value}: no arm given"
+    return None, f"campaign '{offer.name}': no active arm on a channel the lead consented to, no arm given"
+
+
 @dataclass(frozen=True)
 class ContactPolicy:
     """When follow-ups may reach a lead, in the lead's own time zone.
@@ -176,6 +205,9 @@ class EngagementAgent:
         sequence = SEQUENCES[package.triage.triage_category]
         allowed = set(lead.consent.channels())
         steps = [step for step in sequence.steps if step.channel in allowed]
+        draw, campaign_note = campaign_arm(package, allowed)
+        if draw is not None:
+            steps = open_with(steps, draw.channel)
         affinity = channel_affinity(package.memory)
         steps, personalised = personalise(steps, affinity, allowed)
         plan_id = uuid4()
@@ -202,12 +234,16 @@ class EngagementAgent:
                     subject=Template(subject).safe_substitute(values) if subject else None,
                     body=Template(body).safe_substitute(values),
                     scheduled_at=times[index],
+                    campaign_id=draw.campaign_id if draw else None,
+                    arm=draw.arm if draw else None,
                 )
             )
         skipped = [step.channel.value for step in sequence.steps if step.channel not in allowed]
         rationale = sequence.rationale
         if skipped:
             rationale += f"; skipped {', '.join(dict.fromkeys(skipped))} for lack of consent"
+        if campaign_note:
+            rationale += f"; {campaign_note}"
         if personalised:
             rationale += f"; {personalised}"
         return EngagementPlan(
@@ -218,4 +254,6 @@ class EngagementAgent:
             rationale=rationale,
             touchpoints=touchpoints,
             created_at=now,
+            campaign_id=draw.campaign_id if draw else None,
+            arm=draw.arm if draw else None,
         )

@@ -28,6 +28,7 @@ from marketing_agents.domain import (
     TriageCategory,
     TriageResult,
 )
+from marketing_agents.domain.attribution import CampaignOffer
 from marketing_agents.domain.recall import MemoryRecall
 
 log = logging.getLogger(__name__)
@@ -91,9 +92,9 @@ class HandoffOrchestrator:
         self.retry = retry
 
     def prepare(self, lead: Lead, triage: TriageResult, provenance: list[ProvenanceEntry],
-                memory: MemoryRecall | None, now: datetime) -> PreparedHandoff:
+                memory: MemoryRecall | None, now: datetime, campaign: CampaignOffer | None = None) -> PreparedHandoff:
         """Packages and scores; the record is what gets persisted before anything is sent."""
-        package = self.build_package(lead, triage, provenance, now, memory=memory)
+        package = self.build_package(lead, triage, provenance, now, memory=memory, campaign=campaign)
         quality = self.assess(package, now)
         return PreparedHandoff(package, self.record(package, quality, package_bytes(package), now,
                                                     accepted=self.accepts(quality)))
@@ -120,7 +121,7 @@ class HandoffOrchestrator:
 
     def build_package(
         self, lead: Lead, triage: TriageResult, provenance: list[ProvenanceEntry], now: datetime,
-        handoff_id: UUID | None = None, memory: MemoryRecall | None = None,
+        handoff_id: UUID | None = None, memory: MemoryRecall | None = None, campaign: CampaignOffer | None = None,
     ) -> HandoffPackage:
         return HandoffPackage(
             handoff_id=handoff_id or uuid4(),
@@ -129,6 +130,7 @@ class HandoffOrchestrator:
             lead=lead,
             triage=triage,
             memory=memory,
+            campaign=campaign,
             provenance=[*provenance, ProvenanceEntry(agent="HandoffOrchestrator", action="packaged", at=now)],
             created_at=now,
         )

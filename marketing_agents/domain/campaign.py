@@ -12,6 +12,9 @@ from pydantic import Field, StringConstraints, ValidationInfo, field_validator, 
 
 from marketing_agents.domain.common import Channel, DomainModel, Text
 
+Variant = Annotated[str, StringConstraints(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$")]
+MAX_VARIANTS = 20
+
 
 class CampaignStatus(StrEnum):
     DRAFT = "draft"
@@ -25,6 +28,7 @@ class Campaign(DomainModel):
     name: Annotated[str, StringConstraints(min_length=1, max_length=200)]
     status: CampaignStatus = CampaignStatus.DRAFT
     channels: list[Channel] = Field(min_length=1)
+    variants: list[Variant] = Field(default_factory=lambda: ["default"], min_length=1, max_length=MAX_VARIANTS)
     objective: Text = ""
     budget: Decimal = Field(ge=0, max_digits=14, decimal_places=2)
     start_date: date

@@ -21,10 +21,11 @@ from marketing_agents.domain import (
     Channel,
     DomainModel,
 )
-from marketing_agents.domain.campaign import MetricsRow, Money
+from marketing_agents.domain.attribution import ObservedPerformance
+from marketing_agents.domain.campaign import MAX_VARIANTS, MetricsRow, Money, Variant
 from marketing_agents.domain.common import Text
 from marketing_agents.domain.field_errors import InvalidFields, field_error
-from marketing_agents.domain.optimization import Allocation, EscalationKind, OptimizationDecision
+from marketing_agents.domain.optimization import Allocation, EscalationKind, OptimizationDecision, PerformanceReport
 
 CampaignName = Annotated[str, StringConstraints(min_length=1, max_length=200)]
 Actor = Annotated[str, StringConstraints(min_length=1, max_length=200)]
@@ -37,22 +38,26 @@ OPTIMIZER = "optimizer"  # ``created_by`` / ``applied_by`` of what the optimizer
 # --------------------------------------------------------------------------------------------------
 
 
-def _distinct(channels: list[Channel] | None) -> list[Channel] | None:
-    if channels is not None and len(set(channels)) != len(channels):
-        raise ValueError("a channel is listed twice")
-    return channels
+def _distinct(values: list | None) -> list | None:
+    if values is not None and len(set(values)) != len(values):
+        raise ValueError("a value is listed twice")
+    return values
 
 
 class NewCampaign(DomainModel):
     name: CampaignName
     status: CampaignStatus = CampaignStatus.DRAFT
     channels: list[Channel] = Field(min_length=1, description="The channels the campaign's arms may run on.")
+    variants: list[Variant] = Field(
+        default_factory=lambda: ["default"], min_length=1, max_length=MAX_VARIANTS,
+        description="The variants the campaign tests (e.g. two subject lines); its arms are variants x channels, and "
+                    "a lead of the campaign is given one arm.")
     objective: Text = ""
     budget: Money = Field(description="The campaign's total budget; 0 means not set (no budget escalation).")
     start_date: date
     end_date: date | None = None
 
-    _channels_distinct = field_validator("channels")(_distinct)
+    _listed_once = field_validator("channels", "variants")(_distinct)
 
     @field_validator("end_date")
     @classmethod
@@ -69,14 +74,15 @@ class CampaignUpdate(DomainModel):
     name: CampaignName | None = None
     status: CampaignStatus | None = None
     channels: list[Channel] | None = Field(default=None, min_length=1)
+    variants: list[Variant] | None = Field(default=None, min_length=1, max_length=MAX_VARIANTS)
     objective: Text | None = None
     budget: Money | None = None
     start_date: date | None = None
     end_date: date | None = None
 
-    _channels_distinct = field_validator("channels")(_distinct)
+    _listed_once = field_validator("channels", "variants")(_distinct)
 
-    @field_validator("name", "status", "channels", "objective", "budget", "start_date")
+    @field_validator("name", "status", "channels", "variants", "objective", "budget", "start_date")
     @classmethod
     def _not_null(cls, value: Any) -> Any:
         if value is None:
@@ -132,6 +138,14 @@ class MetricsBatch(DomainModel):
             if first != n:
                 raise ValueError(f"rows {first} and {n} are both {row.arm_key} on {row.metric_date}")
         return rows
+
+
+class CampaignPerformance(PerformanceReport):
+    """The report over the metrics clients posted, and beside it what the system observed itself."""
+
+    observed: ObservedPerformance = Field(description="Counted from the system's own leads, touchpoints, "
+                                                      "interactions and conversions, per arm and in total; "
+                                                      "as of the last refresh (the consolidator's or the optimizer's).")
 
 
 class MetricsIngested(DomainModel):

@@ -33,6 +33,8 @@ class Touchpoint(DomainModel):
     body: Text
     scheduled_at: datetime
     status: TouchpointStatus = TouchpointStatus.PENDING
+    campaign_id: UUID | None = Field(default=None, description="The campaign whose arm the lead was given.")
+    arm: str | None = Field(default=None, description="That arm, variant/channel: what this touchpoint tests.")
 
 
 class NextAction(DomainModel):
@@ -52,6 +54,8 @@ class EngagementPlan(DomainModel):
     rationale: Text
     touchpoints: list[Touchpoint]
     created_at: datetime
+    campaign_id: UUID | None = Field(default=None, description="The lead's campaign, when it was given an arm of it.")
+    arm: str | None = Field(default=None, description="The campaign's arm the lead was given (variant/channel).")
 
     def next_actions(self) -> list[NextAction]:
         return [

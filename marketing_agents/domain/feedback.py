@@ -7,7 +7,7 @@ judges one interaction; ``PlanChange`` is its decision; ``InteractionOutcome`` i
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import datetime
 from decimal import Decimal
 from enum import StrEnum
 from typing import Annotated, Any, Literal
@@ -32,10 +32,8 @@ from marketing_agents.domain.lead import (
     Consent,
     LeadStatus,
 )
-from marketing_agents.domain.limits import MAX_CONVERSATION_ID_LENGTH, MAX_INTERACTION_BATCH
+from marketing_agents.domain.limits import MAX_CLOCK_SKEW, MAX_CONVERSATION_ID_LENGTH, MAX_INTERACTION_BATCH
 
-# Clocks disagree a little; an interaction further in the future than this is a client's bug.
-MAX_CLOCK_SKEW = timedelta(minutes=5)
 # Where the client's event id is kept, inside ``interactions.attributes``.
 EXTERNAL_ID_ATTRIBUTE = "external_id"
 
@@ -54,7 +52,11 @@ class NewInteraction(DomainModel):
     type: InteractionType
     channel: Channel | None = Field(default=None, description="Where it happened; for an unsubscribe, the "
                                                               "channel to opt out of (omitted: every channel).")
-    campaign_id: UUID | None = Field(default=None, description="An existing campaign the interaction belongs to.")
+    campaign_id: UUID | None = Field(default=None, description="An existing campaign the interaction belongs to; "
+                                                               "left out: the campaign of its touchpoint or lead.")
+    touchpoint_id: UUID | None = Field(default=None, description="The lead's touchpoint this answers (the email "
+                                                                 "opened or clicked, the message replied to); "
+                                                                 "it must have been sent before occurred_at.")
     conversation_id: Annotated[str, StringConstraints(min_length=1, max_length=MAX_CONVERSATION_ID_LENGTH)] | None = None
     value: Decimal | None = Field(default=None, ge=0, max_digits=14, decimal_places=2,
                                   description="Money, for a purchase or a valued form submission (a conversion).")

@@ -9,6 +9,7 @@ from uuid import UUID
 
 from pydantic import Field, SerializerFunctionWrapHandler, field_serializer, field_validator
 
+from marketing_agents.domain.attribution import CampaignOffer
 from marketing_agents.domain.common import DomainModel, Probability, Text
 from marketing_agents.domain.lead import Lead
 from marketing_agents.domain.recall import MemoryRecall
@@ -44,6 +45,8 @@ class HandoffPackage(DomainModel):
     triage: TriageResult
     memory: MemoryRecall | None = Field(default=None, description="What the memory tiers recalled about the lead; "
                                                                  "None when they were not asked.")
+    campaign: CampaignOffer | None = Field(default=None, description="The campaign the lead came from, with the "
+                                                                    "allocation the engagement agent draws its arm by.")
     provenance: list[ProvenanceEntry]
     created_at: datetime
 

@@ -8,10 +8,10 @@ from typing import Annotated
 from uuid import UUID
 
 import pycountry
-from pydantic import AfterValidator, ConfigDict, EmailStr, Field, StringConstraints, field_validator
+from pydantic import AfterValidator, AwareDatetime, ConfigDict, EmailStr, Field, StringConstraints, field_validator
 
-from marketing_agents.domain.common import Channel, DomainModel, Name, Slug
-from marketing_agents.domain.limits import MAX_EXTERNAL_ID_LENGTH
+from marketing_agents.domain.common import Channel, DomainModel, Name, Slug, utc_now
+from marketing_agents.domain.limits import MAX_CAPTURE_AGE, MAX_CLOCK_SKEW, MAX_EXTERNAL_ID_LENGTH
 
 MAX_ATTRIBUTES = 50
 
@@ -88,6 +88,27 @@ class NewLead(DomainModel):
     attributes: dict[AttributeKey, AttributeValue] = Field(
         default_factory=dict, description=f"Free-form extra facts, at most {MAX_ATTRIBUTES} keys."
     )
+    campaign_id: UUID | None = Field(
+        default=None, strict=False,
+        description="The campaign the lead came from (an existing one): the engagement agent gives the lead one of "
+                    "its arms, and what the lead does counts towards that arm.")
+    captured_at: AwareDatetime | None = Field(
+        default=None, strict=False,
+        description="When the lead's source captured it, if earlier than now (an event scanner's upload, a form "
+                    f"tool's export), at most {MAX_CAPTURE_AGE.days} days back; a campaign counts its leads by this "
+                    "day. Left out: when it arrives.")
+
+    @field_validator("captured_at")
+    @classmethod
+    def _captured_recently(cls, captured_at: datetime | None) -> datetime | None:
+        if captured_at is None:
+            return None
+        now = utc_now()
+        if captured_at > now + MAX_CLOCK_SKEW:
+            raise ValueError("captured_at is in the future")
+        if captured_at < now - MAX_CAPTURE_AGE:
+            raise ValueError(f"captured_at is more than {MAX_CAPTURE_AGE.days} days ago")
+        return captured_at
 
     @field_validator("email")
     @classmethod
@@ -115,3 +136,8 @@ class Lead(NewLead):
     id: UUID
     status: LeadStatus = LeadStatus.TRIAGED
     created_at: datetime
+
+    @field_validator("captured_at")
+    @classmethod
+    def _captured_recently(cls, captured_at: datetime | None) -> datetime | None:
+        return captured_at  # checked when the lead arrived; a stored lead keeps its day however old it gets

@@ -7,6 +7,15 @@ here: it is an operator setting (``Settings.max_body_bytes``, 1 MiB by default).
 
 from __future__ import annotations
 
+from datetime import timedelta
+
+# Clocks disagree a little: a time a client sends (an interaction's occurred_at, a lead's captured_at)
+# further in the future than this is a client's bug.
+MAX_CLOCK_SKEW = timedelta(minutes=5)
+# A lead's source may hand it over late (an event scanner, a form tool's daily export), not months late:
+# captured_at is at most this far back.
+MAX_CAPTURE_AGE = timedelta(days=90)
+
 # Idempotency keys: the ``Idempotency-Key`` header of ``POST /api/v1/leads`` and ``POST /api/v1/leads:batch``
 # and the ``idempotency_key`` of the MCP tool ``triage_lead``. Printable ASCII without spaces, so a key
 # survives any HTTP stack and log line unchanged.

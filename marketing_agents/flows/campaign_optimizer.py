@@ -4,7 +4,14 @@ Plain Python over the PostgreSQL store and the event bus; the Serve deployment
 (``serve_app.campaigns``) only forwards calls here. The judgment is ``campaign_optimizer``'s; this
 class decides when it runs, what is stored, and who may undo what:
 
-- ``optimize`` reads every metric row and the allocation the campaign runs on, and asks the optimizer
+- Its evidence is every metric row clients posted plus what the system observed itself: each arm's
+  cohorts of leads and their outcomes (``domain.attribution``), recounted just before it decides.
+- ``run_due`` is the agent on its own (every ``MAS_OPTIMIZER_EVERY_S`` in the cluster): each active
+  campaign with evidence of a day it has not stepped on yet gets its step, exactly as ``optimize``
+  takes it. A campaign whose proposal waits for a person waits; so does one whose step of the latest
+  day a person rolled back (the agent does not redo what a person undid; the next day's evidence
+  brings the next step).
+- ``optimize`` reads that evidence and the allocation the campaign runs on, and asks the optimizer
   for the next step with a random generator seeded per campaign and last day of metrics (plus
   ``MAS_OPTIMIZER_SEED``), so the same inputs always give the same decision. A dry run stores nothing.
   A decision without escalations is applied at once; an escalated one is stored as ``proposed`` with
@@ -23,7 +30,9 @@ class decides when it runs, what is stored, and who may undo what:
 from __future__ import annotations
 
 import hashlib
+import logging
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
 from typing import Any, Literal, cast
@@ -34,11 +43,19 @@ from pydantic import ValidationError
 
 from marketing_agents.actors.campaign_allocation import AllocationOptimizer
 from marketing_agents.domain import Campaign, CampaignStatus, Channel, utc_now
-from marketing_agents.domain.campaign import MetricsRow
+from marketing_agents.domain.attribution import (
+    ObservedPerformance,
+    combined_metrics,
+    declared_arms,
+    observed_metrics,
+    starting_allocation,
+)
+from marketing_agents.domain.campaign import CampaignMetrics, MetricsRow
 from marketing_agents.domain.campaign_views import (
     OPTIMIZER,
     CampaignDetail,
     CampaignList,
+    CampaignPerformance,
     CampaignUpdate,
     EscalationList,
     EscalationRecord,
@@ -62,13 +79,17 @@ from marketing_agents.domain.optimization import (
 from marketing_agents.errors import ConfigError, Conflict, NotFound
 from marketing_agents.memory.event_bus import EventBus, OutgoingEvent, publish_after_commit
 from marketing_agents.settings import Settings
+from marketing_agents.stores.postgres_campaign_observed import CampaignObservations
 from marketing_agents.stores.postgres_campaigns import (
     CampaignTransaction,
     PostgresCampaignStore,
     campaign_not_found,
 )
 
+log = logging.getLogger(__name__)
+
 CAMPAIGNS_TOPIC = "campaigns"
+ROUND_PAGE = 100  # active campaigns read at a time by run_due
 ESCALATIONS_TOPIC = "escalations"
 
 
@@ -95,6 +116,14 @@ def policy_from_settings(settings: Settings) -> OptimizerPolicy:
         )
     except ValidationError as exc:
         raise ConfigError(f"the MAS_OPTIMIZER_* settings do not make a valid policy: {exc}") from exc
+
+
+@dataclass(frozen=True)
+class Evidence:
+    """What the optimizer decides on: the rows clients posted, and those plus the observed cohorts."""
+
+    client: list[CampaignMetrics]
+    rows: list[CampaignMetrics]
 
 
 def decision_seed(campaign_id: UUID, as_of: date | None, salt: int = 0) -> int:
@@ -165,8 +194,10 @@ class CampaignOptimizer:
         *,
         seed: int = 0,
         clock: Callable[[], datetime] = utc_now,
+        observations: CampaignObservations | None = None,
     ) -> None:
         self._store = store
+        self._observations = observations
         self._events = events
         self._optimizer = AllocationOptimizer(policy)
         self._seed = seed
@@ -177,9 +208,10 @@ class CampaignOptimizer:
         return self._optimizer.policy
 
     @classmethod
-    def from_settings(cls, settings: Settings, store: PostgresCampaignStore,
-                      events: EventBus | None) -> CampaignOptimizer:
-        return cls(store, events, policy_from_settings(settings), seed=settings.optimizer_seed)
+    def from_settings(cls, settings: Settings, store: PostgresCampaignStore, events: EventBus | None,
+                      observations: CampaignObservations | None = None) -> CampaignOptimizer:
+        return cls(store, events, policy_from_settings(settings), seed=settings.optimizer_seed,
+                   observations=observations)
 
     # -- campaigns ---------------------------------------------------------------------------------
 
@@ -233,9 +265,51 @@ class CampaignOptimizer:
             raise InvalidFields.of(wrong)
         return await self._store.upsert_metrics(campaign_id, [row.for_campaign(campaign_id) for row in batch.rows])
 
-    async def performance(self, campaign_id: UUID) -> PerformanceReport:
+    async def performance(self, campaign_id: UUID) -> CampaignPerformance:
         await self._campaign(campaign_id)
-        return _report_of(campaign_id, await self._store.metrics(campaign_id))
+        report = _report_of(campaign_id, await self._store.metrics(campaign_id))
+        observed = (await self._observations.performance(campaign_id) if self._observations is not None
+                    else ObservedPerformance(refreshed_at=None))
+        return CampaignPerformance(**report.model_dump(), observed=observed)
+
+    async def _evidence(self, campaign_id: UUID) -> Evidence:
+        """The metric rows clients posted plus the observed cohorts, recounted now, as daily rows."""
+        client = await self._store.metrics(campaign_id)
+        if self._observations is None:
+            return Evidence(client, client)
+        await self._observations.refresh(campaign_id)
+        days, _ = await self._observations.days(campaign_id)
+        return Evidence(client, combined_metrics(client, observed_metrics(campaign_id, days)))
+
+    # -- the agent on its own ----------------------------------------------------------------------
+
+    async def run_due(self) -> list[OptimizationRecord]:
+        """One round over the active campaigns (see the module docstring); returns the steps it stored."""
+        stored: list[OptimizationRecord] = []
+        offset = 0
+        while page := await self._store.campaigns(CampaignStatus.ACTIVE, ROUND_PAGE, offset):
+            offset += len(page)
+            for campaign in page:
+                try:
+                    record = await self._step_if_due(campaign)
+                except (Conflict, NotFound) as exc:  # another replica or a person got there first
+                    log.info("campaign %s not optimized this round: %s", campaign.id, exc)
+                    continue
+                if record is not None:
+                    stored.append(record)
+        return stored
+
+    async def _step_if_due(self, campaign: Campaign) -> OptimizationRecord | None:
+        latest = await self._store.optimizations(campaign.id, 1)
+        if latest and latest[0].status is OptimizationStatus.PROPOSED:
+            return None
+        evidence = await self._evidence(campaign.id)
+        if not evidence.rows:
+            return None
+        as_of = max(r.metric_date for r in evidence.rows)
+        if latest and latest[0].decision.as_of is not None and as_of <= latest[0].decision.as_of:
+            return None
+        return await self._optimize(campaign, evidence, dry_run=False)
 
     # -- optimizing --------------------------------------------------------------------------------
 
@@ -244,18 +318,23 @@ class CampaignOptimizer:
         if campaign.status is CampaignStatus.COMPLETED:
             raise Conflict(f"campaign {campaign_id} is completed; there is no budget left to allocate",
                            {"campaign_id": str(campaign_id), "status": campaign.status.value})
-        rows = await self._store.metrics(campaign_id)
+        return await self._optimize(campaign, await self._evidence(campaign_id), dry_run)
+
+    async def _optimize(self, campaign: Campaign, evidence: Evidence, dry_run: bool) -> OptimizationRecord:
+        campaign_id, rows = campaign.id, evidence.rows
         if not rows:
-            raise Conflict(f"campaign {campaign_id} has no metrics yet; post some before optimizing",
-                           {"campaign_id": str(campaign_id)})
+            raise Conflict(f"campaign {campaign_id} has no metrics and no observed leads yet; post metrics or send "
+                           "it leads before optimizing", {"campaign_id": str(campaign_id)})
         as_of = max(r.metric_date for r in rows)
         done = await self._store.applied_on(campaign_id, as_of)
         if done is not None:
             raise self._already_stepped(done, as_of)
         current = await self._store.allocation(campaign_id)
         made_from = current.allocation if current else None
+        start = made_from or starting_allocation(declared_arms(campaign.variants, campaign.channels),
+                                                 {r.arm_key for r in evidence.client})
         seed = decision_seed(campaign_id, as_of, self._seed)
-        decision = self._optimizer.decide(rows, made_from, np.random.default_rng(seed), budget=campaign.budget)
+        decision = self._optimizer.decide(rows, start, np.random.default_rng(seed), budget=campaign.budget)
         now = self._clock()
         if dry_run:
             return OptimizationRecord(campaign_id=campaign_id, dry_run=True, decision=decision, created_at=now)

@@ -31,7 +31,8 @@ from marketing_agents.domain import (
     TriageResult,
     utc_now,
 )
-from marketing_agents.domain.field_errors import ItemError, field_errors
+from marketing_agents.domain.attribution import CampaignOffer
+from marketing_agents.domain.field_errors import InvalidFields, ItemError, field_error, field_errors
 from marketing_agents.domain.lead_views import LeadBatchItemResult, LeadBatchResult
 from marketing_agents.domain.persona import persona_of
 from marketing_agents.domain.recall import MemoryRecall
@@ -48,7 +49,10 @@ BATCH_CONCURRENCY = 16
 
 TriagePort = Callable[[Lead, UUID | None], Awaitable[TriageResult]]
 TriageManyPort = Callable[[list[tuple[Lead, UUID | None]]], Awaitable[list[TriageResult]]]
-PreparePort = Callable[[Lead, TriageResult, list[ProvenanceEntry], MemoryRecall | None], Awaitable[PreparedHandoff]]
+PreparePort = Callable[[Lead, TriageResult, list[ProvenanceEntry], MemoryRecall | None, CampaignOffer | None],
+                       Awaitable[PreparedHandoff]]
+# The campaign a lead names, with the allocation its arm is drawn by; None for an unknown campaign.
+OffersPort = Callable[[UUID], Awaitable[CampaignOffer | None]]
 DeliverPort = Callable[[HandoffPackage], Awaitable[HandoffDelivery]]
 # Told how long each stage of a lead took (ms): admit, triage, recall, handoff_prepare, store,
 # handoff_deliver, handoff_complete. The Serve deployment records them as metrics.
@@ -73,9 +77,11 @@ class LeadOrchestrator:
         triage_many: TriageManyPort | None = None,
         observe_stage: StageObserver | None = None,
         events: EventBus | None = None,
+        offers: OffersPort | None = None,
     ) -> None:
         """``short_term`` caches each lead's working context; ``events``, when given, hears every lead
-        and handoff announced once it is stored."""
+        and handoff announced once it is stored; ``offers`` finds the campaign a lead names (without it,
+        a lead naming a campaign is refused)."""
         self._triage = triage
         self._triage_many = triage_many
         self._prepare = prepare
@@ -86,6 +92,7 @@ class LeadOrchestrator:
         self._memory = memory
         self._clock = clock
         self._observe_stage = observe_stage
+        self._offers = offers
 
     @contextmanager
     def _stage(self, name: str) -> Iterator[None]:
@@ -202,9 +209,17 @@ class LeadOrchestrator:
                     f"a lead with external_id '{new_lead.external_id}' already exists",
                     {"external_id": new_lead.external_id, "lead_id": str(existing)},
                 )
+        offer = await self._campaign_offer(new_lead.campaign_id) if new_lead.campaign_id is not None else None
         lead = Lead(**new_lead.model_dump(), id=uuid4(), created_at=self._clock())
         duplicate_of = await self._leads.lead_id_for_email(lead.email)
-        return _Admitted(lead, request_hash, idempotency_key, started, duplicate_of)
+        return _Admitted(lead, request_hash, idempotency_key, started, duplicate_of, offer)
+
+    async def _campaign_offer(self, campaign_id: UUID) -> CampaignOffer:
+        offer = await self._offers(campaign_id) if self._offers is not None else None
+        if offer is None:
+            raise InvalidFields.of([field_error("campaign_id", f"campaign {campaign_id} does not exist",
+                                                "campaign_not_found")])
+        return offer
 
     def _start_recall(self, lead: Lead) -> asyncio.Future[MemoryRecall] | None:
         if self._memory is None:
@@ -232,7 +247,7 @@ class LeadOrchestrator:
             if recalled is not None:
                 provenance.append(ProvenanceEntry(agent="UnifiedMemoryManager", action="recalled", at=self._clock()))
             with self._stage("handoff_prepare"):
-                prepared = await self._prepare(lead, triage, provenance, recalled)
+                prepared = await self._prepare(lead, triage, provenance, recalled, admitted.offer)
         if triage.route_to is None:
             lead.status = LeadStatus.DISQUALIFIED
         elif prepared is not None and prepared.accepted:
@@ -378,6 +393,7 @@ class _Admitted:
     idempotency_key: str | None
     started: float
     duplicate_of: UUID | None
+    offer: CampaignOffer | None = None
 
 
 def _item_key(idempotency_key: str | None, index: int) -> str | None:

@@ -10,7 +10,9 @@ Steps, each idempotent and committed on its own:
    CONVERTS_TO / PRECEDES weights (semantic memory), recomputed from all episodes, so a rerun writes the
    same values, and insights no longer supported are pruned;
 4. short-term to long-term: the working context of leads still cached becomes part of their profile;
-5. optimisation: expired idempotency keys go.
+5. campaigns: what the system observed of each campaign's arms is recounted from its own rows
+   (``GET /api/v1/campaigns/{id}/performance``'s ``observed`` block is current once a run returns);
+6. optimisation: expired idempotency keys go.
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ from marketing_agents.memory.ports import EpisodicPort, ShortTermPort
 from marketing_agents.memory.redis_layout import TtlPolicy
 from marketing_agents.memory.semantic import SemanticMemory, graph_store_for
 from marketing_agents.memory.short_term import ShortTermMemory
+from marketing_agents.stores.postgres_campaign_observed import CampaignObservations
 from marketing_agents.stores.postgres_consolidation import PostgresConsolidationStore
 from marketing_agents.stores.postgres_episodic import PostgresEpisodicStore
 from marketing_agents.stores.postgres_long_term import PostgresLongTermStore
@@ -51,6 +54,7 @@ class ConsolidationReport(BaseModel):
     graph_weights: int = 0
     patterns_pruned: int = 0
     contexts_kept: int = 0
+    campaign_rows_observed: int = 0
     idempotency_keys_expired: int = 0
     elapsed_s: float = 0.0
 
@@ -58,13 +62,15 @@ class ConsolidationReport(BaseModel):
 class MemoryConsolidator:
     def __init__(self, store: PostgresConsolidationStore, short_term: ShortTermPort, long_term: LongTermMemory,
                  episodic: EpisodicPort, semantic: SemanticMemory,
-                 batch: int = 2_000, progress: Callable[[str], None] | None = None) -> None:
+                 batch: int = 2_000, progress: Callable[[str], None] | None = None,
+                 campaigns: CampaignObservations | None = None) -> None:
         self.store = store
         self.short_term = short_term
         self.long_term = long_term
         self.episodic = episodic
         self.semantic = semantic
         self.batch = batch
+        self.campaigns = campaigns
         self.progress = progress or (lambda message: None)
 
     async def run(self, as_of: date, stop_after: str | None = None) -> ConsolidationReport:
@@ -78,6 +84,9 @@ class MemoryConsolidator:
         self.progress(f"rfm: {report.rfm_scored} leads scored as of {as_of}")
         await self._patterns(report)
         report.contexts_kept = await self._keep_working_contexts()
+        if self.campaigns is not None:
+            report.campaign_rows_observed = await self.campaigns.refresh()
+            self.progress(f"campaigns: {report.campaign_rows_observed} (arm, cohort) rows observed")
         report.idempotency_keys_expired = await self.store.expire_idempotency_keys()
         report.elapsed_s = round(time.perf_counter() - started, 3)
         return report
@@ -136,4 +145,5 @@ def build_consolidator(settings, pool, redis_client, progress: Callable[[str], N
         EpisodicMemory(PostgresEpisodicStore(pool)),
         SemanticMemory(graph_store_for(settings, pool)),
         progress=progress,
+        campaigns=CampaignObservations(pool),
     )

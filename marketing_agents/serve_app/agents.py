@@ -11,6 +11,7 @@ import asyncio
 import logging
 import time
 from datetime import timedelta
+from functools import partial
 from typing import Any
 from uuid import UUID
 
@@ -33,6 +34,7 @@ from marketing_agents.domain import (
     UnsubscribeResult,
     utc_now,
 )
+from marketing_agents.domain.attribution import CampaignOffer
 from marketing_agents.domain.lead_views import (
     LeadBatchResult,
     LeadErasureReport,
@@ -57,6 +59,7 @@ from marketing_agents.settings import get_settings
 from marketing_agents.stores.connection_budget import budgeted
 from marketing_agents.stores.connections import StoreConnections
 from marketing_agents.stores.postgres import LeadRepository
+from marketing_agents.stores.postgres_campaigns import PostgresCampaignStore
 from marketing_agents.stores.postgres_lead_listing import LeadListing
 from marketing_agents.stores.redis import RedisShortTermStore
 
@@ -132,8 +135,8 @@ class HandoffOrchestratorDeployment:
         self._engagement = engagement
 
     def prepare(self, lead: Lead, triage: TriageResult, provenance: list[ProvenanceEntry],
-                memory: MemoryRecall | None) -> PreparedHandoff:
-        prepared = self._orchestrator.prepare(lead, triage, provenance, memory, utc_now())
+                memory: MemoryRecall | None, campaign: CampaignOffer | None = None) -> PreparedHandoff:
+        prepared = self._orchestrator.prepare(lead, triage, provenance, memory, utc_now(), campaign)
         metrics.handoff_prepared(prepared.record.status.value, prepared.record.to_agent,
                                  prepared.record.quality.score)
         return prepared
@@ -184,10 +187,11 @@ class LeadOrchestratorDeployment:
             self._intake = LeadOrchestrator(
                 triage=lambda lead, duplicate_of: self._triage.triage.remote(lead, duplicate_of),
                 triage_many=lambda leads: self._triage.triage_many.remote(leads),
-                prepare=lambda lead, triage, provenance, memory: self._handoff.prepare.remote(
-                    lead, triage, provenance, memory),
+                prepare=lambda lead, triage, provenance, memory, campaign: self._handoff.prepare.remote(
+                    lead, triage, provenance, memory, campaign),
                 deliver=lambda package: self._handoff.deliver.remote(package),
                 leads=await self._repository(),
+                offers=partial(PostgresCampaignStore(await self._stores.pool()).offer, seed=self._settings.optimizer_seed),
                 memory=self._memory,
                 short_term=ShortTermMemory(redis, policy),
                 observe_stage=metrics.lead_stage,

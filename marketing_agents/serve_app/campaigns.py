@@ -11,6 +11,8 @@ request body, "api" when left out.
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from enum import Enum
 from typing import Annotated, Any
 from uuid import UUID
@@ -27,6 +29,7 @@ from marketing_agents.domain.campaign_views import (
     ActorNote,
     CampaignDetail,
     CampaignList,
+    CampaignPerformance,
     CampaignUpdate,
     EscalationList,
     EscalationRecord,
@@ -38,7 +41,6 @@ from marketing_agents.domain.campaign_views import (
     OptimizationRecord,
     OptimizationStatus,
 )
-from marketing_agents.domain.optimization import PerformanceReport
 from marketing_agents.flows.campaign_optimizer import CampaignOptimizer
 from marketing_agents.memory.event_bus import EventBus
 from marketing_agents.memory.redis_layout import TtlPolicy
@@ -47,6 +49,7 @@ from marketing_agents.serve_app.http_errors import ROUTE_ERRORS
 from marketing_agents.settings import get_settings
 from marketing_agents.stores.connection_budget import budgeted
 from marketing_agents.stores.connections import StoreConnections
+from marketing_agents.stores.postgres_campaign_observed import CampaignObservations
 from marketing_agents.stores.postgres_campaigns import PostgresCampaignStore
 from marketing_agents.stores.redis import RedisShortTermStore
 
@@ -55,22 +58,43 @@ Offset = Annotated[int, Query(ge=0, description="Skip this many items (the previ
 EscalationFilter = Annotated[str, Query(pattern="^(open|acknowledged|all)$",
                                         description="open (the default), acknowledged, or all")]
 
+log = logging.getLogger(__name__)
+
 
 @serve.deployment(name="CampaignOptimizer")
 class CampaignOptimizerDeployment:
     """Each method is the agent's method of the same name; stores open on first use."""
 
-    def __init__(self) -> None:
+    async def __init__(self) -> None:  # type: ignore[misc]  # Ray Serve awaits an async __init__
         self._settings = budgeted(get_settings(), "CampaignOptimizer")
         self._stores = StoreConnections(self._settings)
         self._agent: CampaignOptimizer | None = None
+        every = self._settings.optimizer_every_s
+        self._loop = asyncio.get_running_loop().create_task(self._every(every)) if every else None
+
+    async def _every(self, period_s: float) -> None:
+        """The optimizer as an agent: a round over the active campaigns every period."""
+        while True:
+            await asyncio.sleep(period_s)
+            try:
+                for record in await (await self._service()).run_due():
+                    self._count(record)
+            except Exception:
+                log.exception("the optimizer's round failed; the campaigns are optimized in the next one")
 
     async def _service(self) -> CampaignOptimizer:
         if self._agent is None:
+            pool = await self._stores.pool()
             events = EventBus(RedisShortTermStore(self._stores.redis()), TtlPolicy.from_settings(self._settings))
             self._agent = CampaignOptimizer.from_settings(
-                self._settings, PostgresCampaignStore(await self._stores.pool()), events)
+                self._settings, PostgresCampaignStore(pool), events, CampaignObservations(pool))
         return self._agent
+
+    @staticmethod
+    def _count(record: OptimizationRecord) -> None:
+        if record.status is not None:
+            metrics.optimization(record.status.value, [e.kind.value for e in record.decision.escalations]
+                                 if record.status is OptimizationStatus.PROPOSED else [])
 
     async def create_campaign(self, new: NewCampaign) -> Campaign:
         return await (await self._service()).create_campaign(new)
@@ -87,14 +111,13 @@ class CampaignOptimizerDeployment:
     async def ingest_metrics(self, campaign_id: UUID, rows: list[MetricsRow]) -> MetricsIngested:
         return await (await self._service()).ingest_metrics(campaign_id, rows)
 
-    async def performance(self, campaign_id: UUID) -> PerformanceReport:
+    async def performance(self, campaign_id: UUID) -> CampaignPerformance:
         return await (await self._service()).performance(campaign_id)
 
     async def optimize(self, campaign_id: UUID, dry_run: bool) -> OptimizationRecord:
         record = await (await self._service()).optimize(campaign_id, dry_run)
-        if not dry_run and record.status is not None:
-            metrics.optimization(record.status.value, [e.kind.value for e in record.decision.escalations]
-                                 if record.status is OptimizationStatus.PROPOSED else [])
+        if not dry_run:
+            self._count(record)
         return record
 
     async def optimizations(self, campaign_id: UUID, limit: int) -> OptimizationList:
@@ -157,7 +180,7 @@ def add_campaign_routes(app: FastAPI, campaigns: DeploymentHandle | CampaignOpti
     async def ingest_metrics(campaign_id: UUID, batch: MetricsBatch):
         return await agent.ingest_metrics(campaign_id, batch.rows)
 
-    @app.get("/api/v1/campaigns/{campaign_id}/performance", response_model=PerformanceReport, responses=ROUTE_ERRORS,
+    @app.get("/api/v1/campaigns/{campaign_id}/performance", response_model=CampaignPerformance, responses=ROUTE_ERRORS,
              tags=tags, summary="CTR, CVR, CPA, ROAS and ROI per arm (variant on a channel) and in total")
     async def performance(campaign_id: UUID):
         return await agent.performance(campaign_id)

@@ -192,8 +192,8 @@ class LeadRepository:
         await conn.execute(
             """INSERT INTO leads (id, external_id, email, first_name, last_name, company, job_title, industry,
                                   company_size, country, source, consent, attributes, status, lead_score,
-                                  triage_category, created_at, updated_at)
-               VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $17)""",
+                                  triage_category, created_at, updated_at, campaign_id, captured_at)
+               VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $17, $18, $19)""",
             lead.id,
             lead.external_id,
             lead.email,
@@ -211,6 +211,8 @@ class LeadRepository:
             triage.lead_score,
             triage.triage_category.value,
             lead.created_at,
+            lead.campaign_id,
+            lead.captured_at,
         )
 
     async def _insert_triage(self, conn: asyncpg.Connection, triage: TriageResult) -> None:
@@ -322,22 +324,24 @@ class LeadRepository:
 
     async def _insert_plan(self, conn: asyncpg.Connection, plan: EngagementPlan) -> None:
         await conn.execute(
-            """INSERT INTO engagement_plans (id, lead_id, handoff_id, sequence, rationale, created_at)
-               VALUES ($1, $2, $3, $4, $5, $6)""",
+            """INSERT INTO engagement_plans (id, lead_id, handoff_id, sequence, rationale, created_at, campaign_id, arm)
+               VALUES ($1, $2, $3, $4, $5, $6, $7, $8)""",
             plan.id,
             plan.lead_id,
             plan.handoff_id,
             plan.sequence,
             plan.rationale,
             plan.created_at,
+            plan.campaign_id,
+            plan.arm,
         )
         await conn.executemany(
             """INSERT INTO touchpoints (id, lead_id, plan_id, step, channel, template, subject, body,
-                                        scheduled_at, status)
-               VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)""",
+                                        scheduled_at, status, campaign_id, arm)
+               VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)""",
             [
                 (tp.id, tp.lead_id, tp.plan_id, tp.step, tp.channel.value, tp.template, tp.subject, tp.body,
-                 tp.scheduled_at, tp.status.value)
+                 tp.scheduled_at, tp.status.value, tp.campaign_id, tp.arm)
                 for tp in plan.touchpoints
             ],
         )
@@ -403,6 +407,8 @@ class LeadRepository:
                 sequence=plan_row["sequence"],
                 rationale=plan_row["rationale"],
                 created_at=plan_row["created_at"],
+                campaign_id=plan_row["campaign_id"],
+                arm=plan_row["arm"],
                 touchpoints=[
                     Touchpoint.model_validate({key: row[key] for key in Touchpoint.model_fields}) for row in touchpoint_rows
                 ],
@@ -483,8 +489,9 @@ class CampaignRepository:
         """Inserts the campaign unless its id exists; returns whether it was inserted."""
         async with translated_errors("store a campaign"):
             inserted = await self._pool.fetchval(
-                """INSERT INTO campaigns (id, name, status, channels, objective, budget, start_date, end_date, created_at)
-                   VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+                """INSERT INTO campaigns (id, name, status, channels, objective, budget, start_date, end_date, created_at,
+                                        variants)
+                   VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
                    ON CONFLICT (id) DO NOTHING RETURNING true""",
                 campaign.id,
                 campaign.name,
@@ -495,5 +502,6 @@ class CampaignRepository:
                 campaign.start_date,
                 campaign.end_date,
                 campaign.created_at,
+                campaign.variants,
             )
         return bool(inserted)

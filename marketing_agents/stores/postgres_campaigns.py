@@ -17,6 +17,7 @@ from uuid import UUID
 import asyncpg
 
 from marketing_agents.domain import Campaign, CampaignMetrics, CampaignStatus, Channel
+from marketing_agents.domain.attribution import CampaignOffer, declared_arms, starting_allocation
 from marketing_agents.domain.campaign_views import (
     CampaignAllocation,
     EscalationRecord,
@@ -31,7 +32,7 @@ from marketing_agents.stores.postgres import CampaignRepository, translated_erro
 
 AGENT = "CampaignOptimizer"
 
-_CAMPAIGN_COLUMNS = "id, name, status, channels, objective, budget, start_date, end_date, created_at"
+_CAMPAIGN_COLUMNS = "id, name, status, channels, variants, objective, budget, start_date, end_date, created_at"
 _OPTIMIZATION_COLUMNS = ("id, campaign_id, status, decision, rollback_of, created_by, created_at, applied_at, "
                          "applied_by, superseded_at, superseded_by, rolled_back_at, rolled_back_by")
 
@@ -56,6 +57,28 @@ class PostgresCampaignStore:
             row = await self._pool.fetchrow(f"SELECT {_CAMPAIGN_COLUMNS} FROM campaigns WHERE id = $1", campaign_id)
         return None if row is None else _campaign(row)
 
+    async def offer(self, campaign_id: UUID, seed: int) -> CampaignOffer | None:
+        """The campaign as the engagement agent needs it to give a lead an arm; None for an unknown campaign.
+
+        Until the optimizer's first decision the campaign runs on its starting allocation.
+        """
+        async with translated_errors("read a campaign's allocation"):
+            row = await self._pool.fetchrow(
+                """SELECT c.name, c.status, c.channels, c.variants, a.shares, a.paused,
+                          (SELECT array_agg(DISTINCT m.variant || '/' || m.channel) FROM campaign_metrics m
+                           WHERE m.campaign_id = c.id AND a.shares IS NULL) AS measured
+                   FROM campaigns c LEFT JOIN campaign_allocations a ON a.campaign_id = c.id WHERE c.id = $1""",
+                campaign_id)
+        if row is None:
+            return None
+        if row["shares"] is not None:
+            allocation = Allocation(shares=dict(sorted(row["shares"].items())), paused=tuple(row["paused"]))
+        else:
+            allocation = starting_allocation(declared_arms(row["variants"], [Channel(c) for c in row["channels"]]),
+                                             row["measured"] or [])
+        return CampaignOffer(campaign_id=campaign_id, name=row["name"], status=CampaignStatus(row["status"]),
+                             allocation=allocation, seed=seed)
+
     async def campaigns(self, status: CampaignStatus | None, limit: int, offset: int) -> list[Campaign]:
         """Newest first (then by id, so that pages never overlap)."""
         async with translated_errors("list campaigns"):
@@ -78,10 +101,10 @@ class PostgresCampaignStore:
             updated: Campaign = change(_campaign(row), measured)
             await conn.execute(
                 """UPDATE campaigns SET name = $2, status = $3, channels = $4, objective = $5, budget = $6,
-                          start_date = $7, end_date = $8, updated_at = now()
+                          start_date = $7, end_date = $8, variants = $9, updated_at = now()
                    WHERE id = $1""",
                 campaign_id, updated.name, updated.status.value, [c.value for c in updated.channels],
-                updated.objective, updated.budget, updated.start_date, updated.end_date)
+                updated.objective, updated.budget, updated.start_date, updated.end_date, updated.variants)
         return updated
 
     # -- metrics -----------------------------------------------------------------------------------

@@ -39,6 +39,7 @@ from marketing_agents.domain.feedback import (
     ScheduledContact,
 )
 from marketing_agents.domain.interaction import ENGAGEMENTS
+from marketing_agents.domain.limits import MAX_CLOCK_SKEW
 from marketing_agents.errors import Conflict, NotFound, RequestError
 from marketing_agents.stores.postgres import LeadRepository, translated_errors
 from marketing_agents.stores.postgres_long_term import record_activity
@@ -49,8 +50,11 @@ PARTITION_LOCK_KEY = 0x4D4153494D505254
 
 Decide = Callable[[LeadSnapshot, NewInteraction, datetime], PlanChange]
 
-_LEAD = """SELECT id, status, consent, country, first_name, last_name, company, job_title
+_LEAD = """SELECT id, status, consent, country, first_name, last_name, company, job_title, campaign_id
            FROM leads WHERE id = $1 FOR NO KEY UPDATE"""
+_TOUCHPOINT = "SELECT lead_id, status, sent_at, campaign_id, arm FROM touchpoints WHERE id = $1"
+_PLAN_ARM = """SELECT arm FROM engagement_plans WHERE lead_id = $1 AND campaign_id = $2
+               ORDER BY created_at DESC, id LIMIT 1"""
 _PENDING = """SELECT id, plan_id, step, channel, template, scheduled_at, next_attempt_at
               FROM touchpoints WHERE lead_id = $1 AND status = 'pending'
               ORDER BY coalesce(next_attempt_at, scheduled_at), step FOR UPDATE"""
@@ -67,8 +71,8 @@ _BY_NATURAL_KEY = """SELECT id, type, occurred_at, value FROM interactions
                      WHERE lead_id = $1 AND type = $2 AND occurred_at = $3 AND value IS NOT DISTINCT FROM $4
                      ORDER BY id LIMIT 1"""
 _INSERT = """INSERT INTO interactions (lead_id, type, channel, campaign_id, conversation_id, value, occurred_at,
-                                       attributes)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING id"""
+                                       attributes, touchpoint_id, arm)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) RETURNING id"""
 
 
 class InteractionRepository:
@@ -91,6 +95,7 @@ class InteractionRepository:
                     "SELECT true FROM campaigns WHERE id = $1", interaction.campaign_id):
                 raise RequestError(f"campaign {interaction.campaign_id} does not exist",
                                    {"campaign_id": str(interaction.campaign_id)})
+            interaction, arm = await _attributed(conn, interaction, lead)
             earlier = await _earlier(conn, interaction)
             if earlier is not None:
                 return InteractionOutcome(status="duplicate", lead_id=interaction.lead_id, interaction_id=earlier["id"],
@@ -98,8 +103,8 @@ class InteractionRepository:
                                           lead_status=LeadStatus(lead["status"]), counts=await _counts(conn, lead["id"]))
             snapshot = await _snapshot(conn, lead)
             change = decide(snapshot, interaction, now)
-            interaction_id = await _store_interaction(conn, interaction, change)
-            conversion_id = await _apply(conn, interaction, change, snapshot)
+            interaction_id = await _store_interaction(conn, interaction, change, arm)
+            conversion_id = await _apply(conn, interaction, change, snapshot, arm)
             if interaction.type in ENGAGEMENTS:
                 await record_activity(conn, interaction.lead_id,
                                       interaction.channel.value if interaction.channel else None,
@@ -124,6 +129,36 @@ async def _ensure_partitions(conn: asyncpg.Connection, moments: set[datetime]) -
         await conn.execute("SELECT pg_advisory_xact_lock($1)", PARTITION_LOCK_KEY)
         for month in missing:
             await conn.execute("SELECT mas_ensure_interaction_partitions($1, $1)", month)
+
+
+async def _attributed(conn: asyncpg.Connection, interaction: NewInteraction,
+                      lead: asyncpg.Record) -> tuple[NewInteraction, str | None]:
+    """The interaction with its campaign, and its arm: through its touchpoint, else through its lead.
+
+    A touchpoint must be the lead's and sent before the interaction (a click on an email that has not
+    gone out is a client's bug, or events out of order): RequestError naming it otherwise.
+    """
+    campaign_id, arm = interaction.campaign_id, None
+    if interaction.touchpoint_id is not None:
+        touchpoint = await conn.fetchrow(_TOUCHPOINT, interaction.touchpoint_id)
+        if touchpoint is None or touchpoint["lead_id"] != interaction.lead_id:
+            raise RequestError(f"lead {interaction.lead_id} has no touchpoint {interaction.touchpoint_id}",
+                               {"touchpoint_id": str(interaction.touchpoint_id)})
+        if touchpoint["sent_at"] is None or touchpoint["sent_at"] > interaction.occurred_at + MAX_CLOCK_SKEW:
+            sent = f"was sent at {touchpoint['sent_at'].isoformat()}" if touchpoint["sent_at"] else "has not been sent"
+            raise RequestError(f"touchpoint {interaction.touchpoint_id} {sent}: an interaction with it cannot have "
+                               f"happened at {interaction.occurred_at.isoformat()}",
+                               {"touchpoint_id": str(interaction.touchpoint_id),
+                                "occurred_at": interaction.occurred_at.isoformat(), "status": touchpoint["status"]})
+        campaign_id = campaign_id or touchpoint["campaign_id"]
+        if touchpoint["campaign_id"] is not None and touchpoint["campaign_id"] == campaign_id:
+            arm = touchpoint["arm"]
+    campaign_id = campaign_id or lead["campaign_id"]
+    if arm is None and campaign_id is not None and campaign_id == lead["campaign_id"]:
+        arm = await conn.fetchval(_PLAN_ARM, interaction.lead_id, campaign_id)
+    if campaign_id != interaction.campaign_id:
+        interaction = interaction.model_copy(update={"campaign_id": campaign_id})
+    return interaction, arm
 
 
 async def _earlier(conn: asyncpg.Connection, interaction: NewInteraction) -> asyncpg.Record | None:
@@ -160,28 +195,30 @@ async def _counts(conn: asyncpg.Connection, lead_id: UUID) -> dict[str, int]:
     return {r["type"]: r["n"] for r in await conn.fetch(_COUNTS, lead_id)}
 
 
-async def _store_interaction(conn: asyncpg.Connection, interaction: NewInteraction, change: PlanChange) -> int:
+async def _store_interaction(conn: asyncpg.Connection, interaction: NewInteraction, change: PlanChange,
+                             arm: str | None) -> int:
     """Inserts the interaction row; for an unsubscribe, the existing unsubscribe does it (and more)."""
     i = interaction
     channel = i.channel.value if i.channel is not None else None
     if not change.unsubscribe_channels:
         return await conn.fetchval(_INSERT, i.lead_id, i.type.value, channel, i.campaign_id, i.conversation_id,
-                                   i.value, i.occurred_at, i.stored_attributes())
+                                   i.value, i.occurred_at, i.stored_attributes(), i.touchpoint_id, arm)
     # The same code as POST /api/v1/leads/{id}/unsubscribe, run inside this transaction: it withdraws
     # consent, cancels the pending touchpoints on those channels, records an unsubscribe interaction
     # stamped now() and audits it. That row then gets what the client told us about the event.
     await LeadRepository(_ThisConnection(conn), timedelta(0)).unsubscribe(i.lead_id, change.unsubscribe_channels)
     return await conn.fetchval(
         """UPDATE interactions SET occurred_at = $2, channel = coalesce($3, channel), campaign_id = $4,
-                  conversation_id = $5, attributes = attributes || $6::jsonb
+                  conversation_id = $5, attributes = attributes || $6::jsonb, touchpoint_id = $7, arm = $8
            WHERE id = (SELECT id FROM interactions WHERE lead_id = $1 AND type = 'unsubscribe' AND occurred_at = now()
                        ORDER BY id DESC LIMIT 1)
            RETURNING id""",
-        i.lead_id, i.occurred_at, channel, i.campaign_id, i.conversation_id, i.stored_attributes())
+        i.lead_id, i.occurred_at, channel, i.campaign_id, i.conversation_id, i.stored_attributes(), i.touchpoint_id,
+        arm)
 
 
 async def _apply(conn: asyncpg.Connection, interaction: NewInteraction, change: PlanChange,
-                 lead: LeadSnapshot) -> UUID | None:
+                 lead: LeadSnapshot, arm: str | None) -> UUID | None:
     """Applies the change (the unsubscribe's cancellations are done already); returns the conversion's id."""
     if change.cancelled_touchpoints and not change.unsubscribe_channels:
         await conn.execute(
@@ -203,10 +240,10 @@ async def _apply(conn: asyncpg.Connection, interaction: NewInteraction, change: 
         conversion_id = uuid4()
         c = change.conversion
         await conn.execute(
-            """INSERT INTO conversions (id, lead_id, campaign_id, channel, value, converted_at)
-               VALUES ($1, $2, $3, $4, $5, $6)""",
+            """INSERT INTO conversions (id, lead_id, campaign_id, channel, value, converted_at, arm)
+               VALUES ($1, $2, $3, $4, $5, $6, $7)""",
             conversion_id, interaction.lead_id, c.campaign_id, c.channel.value if c.channel else None, c.value,
-            c.converted_at)
+            c.converted_at, arm if c.campaign_id == interaction.campaign_id else None)
     if change.status is not lead.status:
         await conn.execute("UPDATE leads SET status = $2, updated_at = now() WHERE id = $1",
                            interaction.lead_id, change.status.value)

@@ -48,6 +48,9 @@ class RunningSystem:
             "MAS_SMTP_PORT": str(free_port()),
             "MAS_WEBHOOK_SINK_PORT": str(free_port()),
             "MAS_DISPATCH_EVERY_S": "0.5",
+            # The optimizer's rounds: often, so that the closed-loop test's days pass quickly. It steps
+            # only active campaigns; the tests that drive it by hand use drafts.
+            "MAS_OPTIMIZER_EVERY_S": "0.5",
             "MAS_ADMIN_API_KEY": self.admin_key,
             # The whole session shares one admin key: its polling must not hit the per-key rate limit
             # (the limit itself is tested with keys of their own).

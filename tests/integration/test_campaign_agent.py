@@ -274,7 +274,7 @@ async def test_optimizing_needs_a_known_campaign_with_metrics_that_is_not_comple
     with pytest.raises(NotFound):
         await agent.optimize(uuid4())
     campaign_id = await new_campaign(agent)
-    with pytest.raises(Conflict, match="no metrics yet"):
+    with pytest.raises(Conflict, match="no metrics and no observed leads yet"):
         await agent.optimize(campaign_id)
     await agent.ingest_metrics(campaign_id, day_rows(ONE_LOSER))
     await agent.update_campaign(campaign_id, CampaignUpdate(status="completed"))

@@ -46,10 +46,10 @@ class BatchAgents(InProcessAgents):
         agent = self.triage_agent
         return agent.triage_many([(lead, agent.enricher.enrich(lead, dup)) for lead, dup in leads], utc_now())
 
-    async def prepare(self, lead, triage, provenance, memory=None):
+    async def prepare(self, lead, triage, provenance, memory=None, campaign=None):
         if lead.email == self.fail_prepare_for:
             raise RuntimeError("the handoff replica died")
-        return await super().prepare(lead, triage, provenance, memory)
+        return await super().prepare(lead, triage, provenance, memory, campaign)
 
 
 def batch_intake(repository, redis_client, agents: BatchAgents) -> LeadOrchestrator:
