@@ -49,8 +49,9 @@ def lead_id(api) -> str:
 
 @pytest.fixture
 def campaign_id(api) -> str:
+    # A draft: the optimizer agent steps active campaigns on its own, and this test asks it by hand.
     created = api.post("/api/v1/campaigns", json={
-        "name": f"mcp e2e {uuid.uuid4().hex[:6]}", "status": "draft",  # the optimizer agent leaves drafts alone "channels": ["email", "linkedin"],
+        "name": f"mcp e2e {uuid.uuid4().hex[:6]}", "status": "draft", "channels": ["email", "linkedin"],
         "budget": "50000.00", "start_date": "2025-03-01"})
     assert created.status_code == 201, created.text
     campaign_id = created.json()["id"]
