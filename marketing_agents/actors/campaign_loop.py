@@ -84,14 +84,14 @@ def simulate_loop(scenario: LoopScenario, seed: int, policy: OptimizerPolicy | N
             counts[drawn.arm][0] += 1
             counts[drawn.arm][1] += converted
             conversions["optimizer"] += converted
-            split = draw_arm(equal, lead, {Channel.EMAIL})
-            conversions["equal_split"] += split is not None and u < rate[split.arm]
+            even = draw_arm(equal, lead, {Channel.EMAIL})
+            conversions["equal_split"] += even is not None and u < rate[even.arm]
             conversions["oracle"] += u < rate[best]
         cohorts += [ObservedDay(arm=arm, cohort_date=today, leads=n, leads_engaged=won, leads_converted=won,
                                 touchpoints_sent=n, conversions=won, revenue=Decimal(0))
                     for arm, (n, won) in counts.items() if n]
-    oracle, split = conversions["oracle"], conversions["equal_split"]
+    oracle, equal_split = conversions["oracle"], conversions["equal_split"]
     return LoopResult(seed=seed, conversions=conversions,
                       oracle_ratio=conversions["optimizer"] / oracle if oracle else 1.0,
-                      equal_split_uplift=conversions["optimizer"] / split - 1 if split else 0.0,
+                      equal_split_uplift=conversions["optimizer"] / equal_split - 1 if equal_split else 0.0,
                       best_arm_share=best_share, escalations=escalations)
