@@ -7,6 +7,7 @@ same PostgreSQL. Both pass one contract suite, so nothing above this line can te
 from __future__ import annotations
 
 import json
+import time
 from importlib import resources
 
 import asyncpg
@@ -40,9 +41,16 @@ def starter_graph() -> tuple[list[GraphNode], list[GraphEdge]]:
             [GraphEdge.model_validate(e) for e in data["edges"]])
 
 
+# How long the graph's industry spellings are kept before they are read again: new industries and
+# synonyms (the graph is edited, the consolidator learns) reach recalls within this time.
+SYNONYMS_TTL_S = 60.0
+
+
 class SemanticMemory:
     def __init__(self, store: KnowledgeGraphStore) -> None:
         self.store = store
+        self._synonyms: dict[str, str] | None = None
+        self._synonyms_read_at = 0.0
 
     async def load_starter_graph(self) -> tuple[int, int]:
         """Writes the starter graph unless the graph already has nodes: learned weights are never reset."""
@@ -68,9 +76,21 @@ class SemanticMemory:
         return await self.store.shortest_path(source, target, max_depth)
 
     async def best_channels(self, industry: str, persona: str, limit: int = 3) -> list[ChannelRecommendation]:
-        """Channels that convert best for this industry and persona, each with the edges that justify it."""
-        return await self.store.best_channels(_node_id(NodeKind.INDUSTRY, industry),
+        """Channels that convert best for this industry and persona, each with the edges that justify it.
+
+        ``industry`` may be any spelling the graph knows ("Information Technology" is ``software``), as
+        a lead states it; an unknown one finds nothing.
+        """
+        return await self.store.best_channels(_node_id(NodeKind.INDUSTRY, await self._industry_key(industry)),
                                               _node_id(NodeKind.PERSONA, persona), limit)
+
+    async def _industry_key(self, industry: str) -> str:
+        if industry.startswith(f"{NodeKind.INDUSTRY.value}:"):
+            return industry
+        if self._synonyms is None or time.monotonic() - self._synonyms_read_at > SYNONYMS_TTL_S:
+            self._synonyms = await self.industry_synonyms()
+            self._synonyms_read_at = time.monotonic()
+        return self._synonyms.get(industry.strip().lower(), industry)
 
 
 def _node_id(kind: NodeKind, key: str) -> str:

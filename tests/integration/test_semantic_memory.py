@@ -44,3 +44,16 @@ async def test_channel_reasoning_explains_itself(pool):
     path = await memory.explain("industry:software", "product:crm_sync")
     assert path.nodes[0].id == "industry:software" and path.nodes[-1].id == "product:crm_sync"
     await store.clear()
+
+
+async def test_an_industry_is_asked_by_any_spelling_the_graph_knows(pool):
+    store = PostgresGraphStore(pool)
+    await store.clear()
+    memory = SemanticMemory(store)
+    await memory.load_starter_graph()
+    by_key = await memory.best_channels("software", "cto", limit=3)
+    assert by_key
+    assert await memory.best_channels("Information Technology", "cto", limit=3) == by_key
+    assert await memory.best_channels("SaaS", "cto", limit=3) == by_key
+    assert await memory.best_channels("Underwater basket weaving", "cto", limit=3) == []
+    await store.clear()
