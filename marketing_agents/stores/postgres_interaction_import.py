@@ -8,6 +8,9 @@ that engagement feedback takes before it creates a partition (``PARTITION_LOCK_K
 one file then cannot both insert a row, and an import and a single interaction cannot deadlock over
 a new month.
 
+Behaviour. The rows a batch adds count in their leads' long-term behaviour in the same statement
+(engagement by channel, last activity), as each interaction posted to the API does.
+
 Duplicates. ``insert_new`` moves a row into ``interactions`` only when no interaction with the same
 lead, type, ``occurred_at`` and value (NULL equal to NULL) is stored yet and no lower line of the
 same batch has that key; earlier batches are committed by then, so the check covers the whole file.
@@ -53,6 +56,25 @@ _MOVE_NEW_ROWS = """
             LIMIT 1) stored ON true
         WHERE stored.found IS NULL
         ORDER BY t.lead_id, t.type, t.occurred_at, t.value, t.line
+        RETURNING lead_id, type, channel, occurred_at),
+    by_channel AS (
+        SELECT lead_id, channel, count(*) AS n, max(occurred_at) AS last_at
+        FROM inserted WHERE type <> 'unsubscribe' GROUP BY lead_id, channel),
+    behaviour AS (
+        SELECT lead_id, max(last_at) AS last_at,
+               coalesce(jsonb_object_agg(channel, n) FILTER (WHERE channel IS NOT NULL), '{}'::jsonb) AS counts
+        FROM by_channel GROUP BY lead_id),
+    profiles AS (
+        INSERT INTO lead_profiles (lead_id, engagement_by_channel, last_activity_at)
+        SELECT lead_id, counts, last_at FROM behaviour
+        ON CONFLICT (lead_id) DO UPDATE SET
+            engagement_by_channel = (
+                SELECT coalesce(jsonb_object_agg(k, coalesce((lead_profiles.engagement_by_channel ->> k)::int, 0)
+                                                     + coalesce((EXCLUDED.engagement_by_channel ->> k)::int, 0)),
+                                '{}'::jsonb)
+                FROM jsonb_object_keys(lead_profiles.engagement_by_channel || EXCLUDED.engagement_by_channel) AS k),
+            last_activity_at = greatest(lead_profiles.last_activity_at, EXCLUDED.last_activity_at),
+            updated_at = now()
         RETURNING 1)
     SELECT count(*) FROM inserted"""
 

@@ -415,6 +415,26 @@ async def test_good_rows_land_in_their_month_with_their_lead_and_bad_rows_are_re
     assert await pool.fetchval("SELECT id FROM leads WHERE external_id = $1", f"{tag}-known") == known
 
 
+async def test_imported_interactions_count_in_their_leads_behaviour_once(pool, tmp_path, tag):
+    known = await existing_lead(pool, f"{tag}-known")
+    await pool.execute("""INSERT INTO lead_profiles (lead_id, engagement_by_channel, last_activity_at)
+                          VALUES ($1, '{"email": 2}', '2019-01-01T00:00:00Z')""", known)
+    path = write(tmp_path, "customer_id,date,channel,kind\n"
+                           f"{tag}-known,2019-03-05,email,click\n"
+                           f"{tag}-known,2019-03-06,email,open\n"
+                           f"{tag}-known,2019-03-07,linkedin,reply\n"
+                           f"{tag}-known,2019-03-08,,visit\n"
+                           f"{tag}-known,2019-03-09,email,unsubscribe\n")
+    mapping = {"lead_id": "customer_id", "occurred_at": "date", "channel": "channel", "type": "kind"}
+    await import_interactions(pool, path, mapping, None)
+    again = await import_interactions(pool, path, mapping, None)
+    assert again.imported == 0
+    profile = await pool.fetchrow("SELECT engagement_by_channel, last_activity_at FROM lead_profiles WHERE lead_id = $1",
+                                  known)
+    assert profile["engagement_by_channel"] == {"email": 4, "linkedin": 1}
+    assert profile["last_activity_at"] == datetime(2019, 3, 8, tzinfo=UTC)
+
+
 async def test_unknown_external_ids_get_minimal_placeholder_leads(pool, tmp_path, tag):
     await existing_lead(pool, f"{tag}-known")
     await import_interactions(pool, small_file(tmp_path, tag), MAPPING, "purchase")
