@@ -85,6 +85,14 @@ class Settings(BaseSettings):
     triage_warm_min: float = Field(default=50.0, ge=0, le=100)
     triage_nurture_min: float = Field(default=25.0, ge=0, le=100)
 
+    # Behavioural scoring (domain/behaviour.py): every stored interaction adds engagement points that halve
+    # every behaviour_half_life_days, and the lead is rescored. MAS_BEHAVIOUR_POINTS is a JSON object of
+    # "type" or "type/channel" -> points (0..100), merged over the defaults (open 1, click 5, visit 3,
+    # form_submit 15, reply 20, meeting 30), e.g. {"reply/linkedin": 25, "open": 0}; a key that names no
+    # interaction type or channel stops the start-up with a ConfigError naming it.
+    behaviour_half_life_days: float = Field(default=30.0, gt=0, le=3650)
+    behaviour_points: dict[str, float] = Field(default_factory=dict)
+
     # Routing rules (YAML; see marketing_agents/actors/data/routing_rules.yaml, used when unset).
     routing_rules_file: Path | None = None
 

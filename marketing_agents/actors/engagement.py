@@ -10,8 +10,9 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from string import Template
 from uuid import uuid4
-from zoneinfo import ZoneInfo
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from marketing_agents.actors.enrichment import countries
 from marketing_agents.actors.personalisation import MIN_AFFINITY, ChannelAffinity, channel_affinity
 from marketing_agents.domain import CampaignStatus, Channel, EngagementPlan, HandoffPackage, Touchpoint, TriageCategory
 from marketing_agents.domain.attribution import ArmDraw, draw_arm
@@ -194,6 +195,27 @@ class ContactPolicy:
                 when = self.next_allowed(oldest_in_window + timedelta(days=7), zone)
             times.append(when)
         return times
+
+
+def fits_weekly_cap(at: datetime, others: list[datetime], max_per_week: int) -> bool:
+    """Whether one more contact at ``at`` keeps every 7-day window at ``max_per_week`` contacts or fewer.
+
+    The fullest window containing ``at`` starts at ``at`` or at one of the other contacts in the 7 days
+    before it, so those are the only windows to count.
+    """
+    week = timedelta(days=7)
+    starts = [at, *(t for t in others if at - week < t <= at)]
+    return all(sum(1 for t in others if start <= t < start + week) + 1 <= max_per_week for start in starts)
+
+
+def lead_zone(timezone: str | None, country: str) -> ZoneInfo:
+    """The lead's time zone: the one triage stored, else its country's, else UTC (a name this Python
+    does not know must not stop a plan change)."""
+    name = timezone or countries().get(country, {}).get("timezone", "UTC")
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        return ZoneInfo("UTC")
 
 
 class EngagementAgent:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+from marketing_agents.actors.behaviour_scoring import BehaviourScorer
 from marketing_agents.actors.engagement import ContactPolicy, EngagementAgent
 from marketing_agents.actors.enrichment import Enricher
 from marketing_agents.actors.handoff import HandoffOrchestrator, HandoffRetry
@@ -18,6 +19,7 @@ from marketing_agents.actors.model_opinion import ActiveModel
 from marketing_agents.actors.rewriter import MessageRewriter
 from marketing_agents.actors.routing import QueueLoad, Router, RoutingRules
 from marketing_agents.actors.triage import TriageAgent, TriageThresholds
+from marketing_agents.domain.behaviour import BehaviourRules
 from marketing_agents.settings import Settings
 
 
@@ -52,6 +54,14 @@ def handoff_orchestrator(settings: Settings) -> HandoffOrchestrator:
 def contact_policy(settings: Settings) -> ContactPolicy:
     """No ``MAS_*`` field tunes it yet; taking the settings keeps adding one a change here only."""
     return ContactPolicy()
+
+
+def behaviour_scorer(settings: Settings, contact: ContactPolicy | None = None) -> BehaviourScorer:
+    """The triage agent's rescoring by behaviour, with the thresholds triage uses; ``contact``: the policy
+    the engagement feedback schedules by (the settings' one when left out). ConfigError names a
+    ``MAS_BEHAVIOUR_POINTS`` key that is no interaction type or channel."""
+    rules = BehaviourRules.from_settings(settings.behaviour_half_life_days, settings.behaviour_points)
+    return BehaviourScorer(rules, triage_thresholds(settings), contact or contact_policy(settings))
 
 
 def engagement_agent(settings: Settings) -> EngagementAgent:

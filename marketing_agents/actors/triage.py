@@ -86,6 +86,20 @@ class TriageThresholds:
             raise ValueError("triage thresholds must satisfy hot_min >= warm_min >= nurture_min")
 
 
+def classify(t: TriageThresholds, lead_score: float, reachable: bool) -> tuple[TriageCategory, str]:
+    """The category a score earns, and why. Shared with behavioural rescoring (``actors.behaviour_scoring``),
+    so that a lead is never hot by one rule and warm by another; ``reachable``: consent on some channel."""
+    if not reachable:
+        return TriageCategory.DISQUALIFIED, "the lead gave no consent to be contacted on any channel"
+    if lead_score >= t.hot_min:
+        return TriageCategory.HOT, f"lead_score {lead_score} is at least the hot threshold {t.hot_min}"
+    if lead_score >= t.warm_min:
+        return TriageCategory.WARM, f"lead_score {lead_score} is at least the warm threshold {t.warm_min}"
+    if lead_score >= t.nurture_min:
+        return TriageCategory.NURTURE, f"lead_score {lead_score} is at least the nurture threshold {t.nurture_min}"
+    return TriageCategory.DISQUALIFIED, f"lead_score {lead_score} is below the nurture threshold {t.nurture_min}"
+
+
 class TriageAgent:
     """Scores, classifies and routes a lead. Deterministic: the same lead always gets the same answer."""
 
@@ -158,16 +172,7 @@ class TriageAgent:
         )
 
     def _classify(self, lead: Lead, lead_score: float) -> tuple[TriageCategory, str]:
-        t = self.thresholds
-        if not lead.consent.channels():
-            return TriageCategory.DISQUALIFIED, "the lead gave no consent to be contacted on any channel"
-        if lead_score >= t.hot_min:
-            return TriageCategory.HOT, f"lead_score {lead_score} is at least the hot threshold {t.hot_min}"
-        if lead_score >= t.warm_min:
-            return TriageCategory.WARM, f"lead_score {lead_score} is at least the warm threshold {t.warm_min}"
-        if lead_score >= t.nurture_min:
-            return TriageCategory.NURTURE, f"lead_score {lead_score} is at least the nurture threshold {t.nurture_min}"
-        return TriageCategory.DISQUALIFIED, f"lead_score {lead_score} is below the nurture threshold {t.nurture_min}"
+        return classify(self.thresholds, lead_score, bool(lead.consent.channels()))
 
     def _fit_factors(self, lead: Lead, enrichment: LeadEnrichment) -> list[ScoreFactor]:
         band = enrichment.company_size_band

@@ -7,6 +7,7 @@ judges one interaction; ``PlanChange`` is its decision; ``InteractionOutcome`` i
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 from enum import StrEnum
@@ -21,6 +22,7 @@ from pydantic import (
     model_validator,
 )
 
+from marketing_agents.domain.behaviour import BehaviourEvent
 from marketing_agents.domain.common import Channel, DomainModel, Text, utc_now
 from marketing_agents.domain.engagement import Touchpoint
 from marketing_agents.domain.field_errors import ItemError
@@ -33,6 +35,7 @@ from marketing_agents.domain.lead import (
     LeadStatus,
 )
 from marketing_agents.domain.limits import MAX_CLOCK_SKEW, MAX_CONVERSATION_ID_LENGTH, MAX_INTERACTION_BATCH
+from marketing_agents.domain.triage import ScoreFactor, TriageCategory, TriageResult
 
 # Where the client's event id is kept, inside ``interactions.attributes``.
 EXTERNAL_ID_ATTRIBUTE = "external_id"
@@ -183,6 +186,48 @@ class PlanChange(DomainModel):
         return self
 
 
+class Rescore(DomainModel):
+    """How one interaction moved the lead's score by its behaviour (``domain.behaviour``): before and after,
+    the factor that explains it, and what a new category did to the plan."""
+
+    lead_score_before: float
+    lead_score: float
+    engagement_score_before: float
+    engagement_score: float
+    triage_category_before: TriageCategory
+    triage_category: TriageCategory
+    factor: ScoreFactor = Field(description="The 'behaviour' factor now in the lead's triage.")
+    touchpoint: Touchpoint | None = Field(
+        default=None, description="The call task added because the lead turned hot while engaged.")
+    reason: Text = Field(description="What the category means for the plan: a call task added, or why none was.")
+
+
+@dataclass(frozen=True)
+class RescoreContext:
+    """What the triage agent sees when it rescores a lead, read after the interaction's plan change.
+
+    ``lead``: the lead as the change left it (status, consent, pending touchpoints, contacts);
+    ``triage``: its latest triage result; ``latest``: the interaction just stored; ``behaviour``: every
+    interaction of the lead so far, this one included; ``plan_has_call``: the lead's plan has a call
+    touchpoint pending, being sent or sent.
+    """
+
+    lead: LeadSnapshot
+    triage: TriageResult
+    latest: BehaviourEvent
+    behaviour: list[BehaviourEvent]
+    plan_has_call: bool
+    now: datetime
+
+
+@dataclass(frozen=True)
+class RescoreDecision:
+    """The rescoring's judgment: the triage result to store as the lead's latest, and the change to report."""
+
+    triage: TriageResult
+    rescore: Rescore
+
+
 class InteractionOutcome(DomainModel):
     """The answer for one interaction: stored (with what it changed) or recognised as a duplicate."""
 
@@ -196,6 +241,8 @@ class InteractionOutcome(DomainModel):
     conversion_id: UUID | None = None
     counts: dict[str, int] = Field(default_factory=dict,
                                    description="The lead's interactions by type, this one included.")
+    rescore: Rescore | None = Field(default=None, description="How the interaction moved the lead's score; "
+                                                             "null when it did not (or for a duplicate).")
 
 
 class InteractionItemResult(DomainModel):

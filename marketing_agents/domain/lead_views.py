@@ -15,7 +15,7 @@ from marketing_agents.domain.field_errors import ItemError
 from marketing_agents.domain.lead import LeadStatus
 from marketing_agents.domain.limits import MAX_LEAD_BATCH
 from marketing_agents.domain.results import LeadProcessingResult
-from marketing_agents.domain.triage import TriageCategory
+from marketing_agents.domain.triage import ScoreFactor, TriageCategory
 
 MAX_PAGE = 200
 DEFAULT_PAGE = 50
@@ -123,8 +123,13 @@ class LeadPage(DomainModel):
 # -- GET /api/v1/leads/{id}/profile --------------------------------------------------------------------
 
 class ScorePoint(DomainModel):
+    """One score the lead had. Entries from intake carry the score alone (older ones too); a rescoring by
+    behaviour also names the category it gave and the factor that moved it."""
+
     lead_score: float
     at: datetime
+    triage_category: TriageCategory | None = None
+    factor: ScoreFactor | None = Field(default=None, description="The 'behaviour' factor of a rescoring.")
 
 
 class LeadBehaviour(DomainModel):

@@ -43,12 +43,12 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 from uuid import uuid4
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from zoneinfo import ZoneInfo
 
 from pydantic import ValidationError
 
-from marketing_agents.actors.engagement import ContactPolicy
-from marketing_agents.actors.enrichment import countries
+from marketing_agents.actors.behaviour_scoring import BehaviourScorer
+from marketing_agents.actors.engagement import ContactPolicy, fits_weekly_cap, lead_zone
 from marketing_agents.domain import Channel, InteractionType, LeadStatus, Touchpoint
 from marketing_agents.domain.feedback import (
     ConversionRecord,
@@ -188,11 +188,7 @@ class FeedbackPolicy:
     # -- helpers -----------------------------------------------------------------------------------
 
     def _zone(self, lead: LeadSnapshot) -> ZoneInfo:
-        name = lead.timezone or countries().get(lead.country, {}).get("timezone", "UTC")
-        try:
-            return ZoneInfo(name)
-        except (ZoneInfoNotFoundError, ValueError):
-            return ZoneInfo("UTC")
+        return lead_zone(lead.timezone, lead.country)
 
     def _call_task(self, lead: LeadSnapshot, interaction: NewInteraction, when: datetime) -> Touchpoint:
         how = f" by {interaction.channel.value}" if interaction.channel is not None else ""
@@ -206,17 +202,6 @@ class FeedbackPolicy:
                   f"on {interaction.occurred_at:%Y-%m-%d %H:%M} UTC. The automated sequence is stopped; "
                   "follow up personally."),
         )
-
-
-def fits_weekly_cap(at: datetime, others: list[datetime], max_per_week: int) -> bool:
-    """Whether one more contact at ``at`` keeps every 7-day window at ``max_per_week`` contacts or fewer.
-
-    The fullest window containing ``at`` starts at ``at`` or at one of the other contacts in the 7 days
-    before it, so those are the only windows to count.
-    """
-    week = timedelta(days=7)
-    starts = [at, *(t for t in others if at - week < t <= at)]
-    return all(sum(1 for t in others if start <= t < start + week) + 1 <= max_per_week for start in starts)
 
 
 def _moved(touchpoint: PendingTouchpoint, when: datetime) -> RescheduledTouchpoint:
@@ -238,18 +223,23 @@ class EngagementFeedback:
     """Records interactions through the repository and announces the stored ones.
 
     Events go out after the commit (``publish_after_commit``), on ``leads`` and ``lead:<id>``:
-    ``interaction.recorded`` for every stored interaction, ``lead.converted`` as well for a conversion.
+    ``interaction.recorded`` for every stored interaction, ``lead.converted`` as well for a conversion,
+    ``lead.rescored`` when the interaction moved the lead's score or category.
+    With a ``scorer`` (``actors.behaviour_scoring``), each stored interaction also rescores the lead by
+    its behaviour, in the same transaction; without one, scores stay as triage set them.
     An interaction with a ``conversation_id`` is also a turn of that thread in short-term memory, where
     agents and the MCP resource ``memory://short-term/{conversation_id}`` read the conversation so far;
     PostgreSQL keeps the interaction itself, so a turn that Redis misses is only a slower read.
     """
 
     def __init__(self, interactions: InteractionRepository, events: EventBus | None = None,
-                 policy: FeedbackPolicy | None = None, conversations: ShortTermPort | None = None) -> None:
+                 policy: FeedbackPolicy | None = None, conversations: ShortTermPort | None = None,
+                 scorer: BehaviourScorer | None = None) -> None:
         self._interactions = interactions
         self._events = events
         self._conversations = conversations
         self.policy = policy or FeedbackPolicy()
+        self.scorer = scorer
 
     async def record(self, interaction: NewInteraction) -> InteractionOutcome:
         """Stores one interaction and what it changes (all or nothing).
@@ -258,7 +248,8 @@ class EngagementFeedback:
         ``external_id`` already used by a different interaction of the lead, StorageError when
         PostgreSQL is unavailable; nothing is written in any of these cases.
         """
-        outcome = await self._interactions.record(interaction, self.policy.decide, agent=AGENT)
+        outcome = await self._interactions.record(interaction, self.policy.decide, agent=AGENT,
+                                                  rescore=self.scorer.rescore if self.scorer else None)
         if outcome.status == "stored":
             await self._remember_turn(interaction)
             await self._announce(outcome)
@@ -314,6 +305,13 @@ class EngagementFeedback:
                 "lead_id": str(outcome.lead_id), "conversion_id": str(outcome.conversion_id),
                 "value": str(change.conversion.value), "channel": change.conversion.channel,
                 "campaign_id": str(change.conversion.campaign_id) if change.conversion.campaign_id else None}))
+        if outcome.rescore is not None:
+            rescore = outcome.rescore
+            events.append(OutgoingEvent(topics, "lead.rescored", {
+                "lead_id": str(outcome.lead_id), "lead_score_before": rescore.lead_score_before,
+                "lead_score": rescore.lead_score, "triage_category_before": rescore.triage_category_before.value,
+                "triage_category": rescore.triage_category.value, "factor": rescore.factor.model_dump(mode="json"),
+                "touchpoint_id": str(rescore.touchpoint.id) if rescore.touchpoint else None}))
         await publish_after_commit(self._events, events,
                                    f"interaction {outcome.interaction_id} of lead {outcome.lead_id}")
 

@@ -5,7 +5,8 @@ the ``EngagementFeedback`` deployment, a thin wrapper around
 ``marketing_agents.flows.engagement_feedback.EngagementFeedback`` (its docstring has the rules).
 
 The body is one interaction, or ``{"interactions": [...]}`` with 1 to 1,000 of them:
-- one: 200 with an ``InteractionOutcome`` (``status`` "stored" or "duplicate"); an unknown lead is
+- one: 200 with an ``InteractionOutcome`` (``status`` "stored" or "duplicate"; ``rescore`` says how the
+  interaction moved the lead's score by its behaviour, null when it did not); an unknown lead is
   404, an unknown campaign 400, an ``external_id`` reused for another interaction 409, a bad field 422;
 - many: 200 with an ``InteractionBatchResult``: per item, in request order, "stored", "duplicate" or
   "error" with a code and message. Each item is stored all or nothing in its own transaction, and a
@@ -21,6 +22,7 @@ from fastapi import FastAPI
 from pydantic import Discriminator, Tag
 from ray import serve
 
+from marketing_agents.actors.factory import behaviour_scorer
 from marketing_agents.domain.feedback import (
     InteractionBatch,
     InteractionBatchResult,
@@ -57,6 +59,8 @@ class EngagementFeedbackDeployment:
         # Items of a batch are stored one after another; a few connections serve concurrent requests.
         self._settings = budgeted(get_settings(), "EngagementFeedback")
         self._stores = StoreConnections(self._settings)
+        # Built here, not lazily: a bad MAS_BEHAVIOUR_POINTS key fails the deployment at start with its name.
+        self._scorer = behaviour_scorer(self._settings)
         self._feedback: EngagementFeedback | None = None
 
     async def _service(self) -> EngagementFeedback:
@@ -65,7 +69,7 @@ class EngagementFeedbackDeployment:
             policy = TtlPolicy.from_settings(self._settings)
             self._feedback = EngagementFeedback(
                 InteractionRepository(await self._stores.pool()), EventBus(redis, policy),
-                conversations=ShortTermMemory(redis, policy))
+                conversations=ShortTermMemory(redis, policy), scorer=self._scorer)
         return self._feedback
 
     async def record(self, interaction: NewInteraction) -> InteractionOutcome:

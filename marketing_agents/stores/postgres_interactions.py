@@ -3,7 +3,8 @@
 One transaction per interaction: the interaction row (in its monthly partition, created when missing,
 as the bulk importer does), the plan change the engagement agent decided (touchpoints cancelled,
 moved or added, a conversion, the lead's status, withdrawn consent), the lead's behaviour in its
-long-term profile (engagement by channel, last activity) and the ``agent_actions`` row that says why.
+long-term profile (engagement by channel, last activity), the lead rescored by its behaviour when a
+judgment for that is given (``stores.postgres_rescoring``) and the ``agent_actions`` rows that say why.
 Either all of it is stored or none of it.
 
 Duplicates. The lead's row is locked (``FOR NO KEY UPDATE``) first, so the interactions of one lead
@@ -29,6 +30,7 @@ from uuid import UUID, uuid4
 import asyncpg
 
 from marketing_agents.domain import LeadStatus
+from marketing_agents.domain.behaviour import BehaviourEvent
 from marketing_agents.domain.feedback import (
     EXTERNAL_ID_ATTRIBUTE,
     InteractionOutcome,
@@ -43,6 +45,7 @@ from marketing_agents.domain.limits import MAX_CLOCK_SKEW
 from marketing_agents.errors import Conflict, NotFound, RequestError
 from marketing_agents.stores.postgres import LeadRepository, translated_errors
 from marketing_agents.stores.postgres_long_term import record_activity
+from marketing_agents.stores.postgres_rescoring import RescoreJudgment, rescore_lead
 
 # The lock under which partitions are created, here and by the bulk importer (stores/postgres_interaction_import
 # takes it for its partitions and batches); any constant, "MASIMPRT" in ASCII.
@@ -79,8 +82,10 @@ class InteractionRepository:
     def __init__(self, pool: asyncpg.Pool) -> None:
         self._pool = pool
 
-    async def record(self, interaction: NewInteraction, decide: Decide, *, agent: str) -> InteractionOutcome:
-        """Stores the interaction and applies ``decide``'s change in one transaction (see the module docstring).
+    async def record(self, interaction: NewInteraction, decide: Decide, *, agent: str,
+                     rescore: RescoreJudgment | None = None) -> InteractionOutcome:
+        """Stores the interaction and applies ``decide``'s change in one transaction (see the module docstring);
+        ``rescore`` then judges the lead's score as the change left the lead.
 
         Raises NotFound (unknown lead), RequestError (unknown campaign), Conflict (external id reused);
         nothing is written then.
@@ -109,6 +114,12 @@ class InteractionRepository:
                 await record_activity(conn, interaction.lead_id,
                                       interaction.channel.value if interaction.channel else None,
                                       interaction.occurred_at)
+            rescored = None
+            if rescore is not None:
+                after = await _snapshot(conn, await conn.fetchrow(_LEAD, interaction.lead_id))
+                rescored = await rescore_lead(
+                    conn, after, interaction_id,
+                    BehaviourEvent(interaction.type, interaction.channel, interaction.occurred_at), now, rescore)
             counts = await _counts(conn, lead["id"])
             await conn.execute(
                 """INSERT INTO agent_actions (agent, action, lead_id, inputs, output, reason)
@@ -119,7 +130,7 @@ class InteractionRepository:
                 change.reason)
         return InteractionOutcome(status="stored", lead_id=interaction.lead_id, interaction_id=interaction_id,
                                   type=interaction.type, occurred_at=interaction.occurred_at, lead_status=change.status,
-                                  change=change, conversion_id=conversion_id, counts=counts)
+                                  change=change, conversion_id=conversion_id, counts=counts, rescore=rescored)
 
 
 async def _ensure_partitions(conn: asyncpg.Connection, moments: set[datetime]) -> None:

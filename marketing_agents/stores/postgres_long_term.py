@@ -69,18 +69,8 @@ class PostgresLongTermStore:
 
     async def record_score(self, lead_id: UUID, lead_score: float, at: datetime) -> None:
         """Appends to the lead's score history, keeping the newest SCORE_HISTORY_LIMIT entries."""
-        entry = {"lead_score": lead_score, "at": at.isoformat()}
         async with translated_errors("record a score"):
-            await self._pool.execute(
-                """INSERT INTO lead_profiles (lead_id, score_history) VALUES ($1, jsonb_build_array($2::jsonb))
-                   ON CONFLICT (lead_id) DO UPDATE SET
-                       score_history = (SELECT coalesce(jsonb_agg(e ORDER BY n), '[]'::jsonb) FROM (
-                           SELECT e, n FROM jsonb_array_elements(lead_profiles.score_history || jsonb_build_array($2::jsonb))
-                               WITH ORDINALITY AS h(e, n)
-                           ORDER BY n DESC LIMIT $3) newest),
-                       updated_at = now()""",
-                lead_id, entry, SCORE_HISTORY_LIMIT,
-            )
+            await record_score(self._pool, lead_id, lead_score, at)
 
     async def merge_profile(self, lead_id: UUID, facts: dict[str, Any]) -> int:
         """Merges ``facts`` into the profile document; 1 if that changed anything, 0 otherwise."""
@@ -117,3 +107,29 @@ async def record_activity(db: asyncpg.Pool | asyncpg.Connection, lead_id: UUID, 
     moved forward (never back). Takes a connection too, so that an interaction and the behaviour it
     adds commit together (``stores.postgres_interactions``)."""
     await db.execute(_RECORD_ACTIVITY, lead_id, channel, at)
+
+
+_RECORD_SCORE = """
+INSERT INTO lead_profiles (lead_id, score_history) VALUES ($1, jsonb_build_array($2::jsonb))
+ON CONFLICT (lead_id) DO UPDATE SET
+    score_history = (SELECT coalesce(jsonb_agg(e ORDER BY n), '[]'::jsonb) FROM (
+        SELECT e, n FROM jsonb_array_elements(lead_profiles.score_history || jsonb_build_array($2::jsonb))
+            WITH ORDINALITY AS h(e, n)
+        ORDER BY n DESC LIMIT $3) newest),
+    updated_at = now()
+"""
+
+
+async def record_score(db: asyncpg.Pool | asyncpg.Connection, lead_id: UUID, lead_score: float, at: datetime, *,
+                       triage_category: str | None = None, factor: dict[str, Any] | None = None) -> None:
+    """Appends one entry to the lead's score history (``ScorePoint``), keeping the newest SCORE_HISTORY_LIMIT.
+
+    Takes a connection too, so that a rescoring by behaviour and the interaction that caused it commit
+    together (``stores.postgres_rescoring``); those entries also name the category and the factor.
+    """
+    entry: dict[str, Any] = {"lead_score": lead_score, "at": at.isoformat()}
+    if triage_category is not None:
+        entry["triage_category"] = triage_category
+    if factor is not None:
+        entry["factor"] = factor
+    await db.execute(_RECORD_SCORE, lead_id, entry, SCORE_HISTORY_LIMIT)

@@ -162,6 +162,19 @@ async def test_a_fortnight_in_the_life_of_a_campaign(api, db):
     converted_plain = by_arm["plain/email"]["leads_converted"] / by_arm["plain/email"]["leads"]
     assert converted_story > converted_plain
 
+    # Scores moved with behaviour: the leads that clicked or replied were rescored, and their categories
+    # are the ones their rescored scores give.
+    rescored = await db.fetch(
+        """SELECT DISTINCT ON (t.lead_id) t.lead_score, t.triage_category, l.lead_score AS now_score,
+                  l.triage_category AS now_category, t.result -> 'factors' AS factors
+           FROM triage_results t JOIN leads l ON l.id = t.lead_id
+           WHERE l.campaign_id = $1 AND t.scoring_model LIKE '%+behaviour'
+           ORDER BY t.lead_id, t.triaged_at DESC, t.id DESC""", uuid.UUID(campaign_id))
+    assert len(rescored) >= sum(posted[arm]["click"] for arm in posted) // 2, len(rescored)
+    for row in rescored:
+        assert (row["now_score"], row["now_category"]) == (row["lead_score"], row["triage_category"])
+        assert any(f["name"] == "behaviour" for f in row["factors"])
+
     # Nobody asked for these optimizations: every step is the agent's own.
     listed = api.get(f"/api/v1/campaigns/{campaign_id}/optimizations").json()["optimizations"]
     assert {o["created_by"] for o in listed} == {"optimizer"}

@@ -124,3 +124,59 @@ def test_a_reply_thread_keeps_its_conversation_in_short_term_memory(api):
     texts = [turn["text"] for _, turn in sorted(turns.items(), key=lambda item: int(item[0]))]
     assert texts[0] == "Yes, Tuesday works" and texts[1].startswith("meeting on call at ")
     assert {turn["role"] for turn in turns.values()} == {"lead"}
+
+
+NEXT = {"nurture": ("warm", 50.0), "warm": ("hot", 70.0)}
+INTEREST = ["click", "visit", "form_submit", "reply", "meeting"]  # 5 + 3 + 15 + 20 + 30 engagement points
+
+
+def lead_that_can_turn(api) -> tuple[dict, dict]:
+    """A lead whose category its behaviour can change: the first of a few profiles whose intake score sits
+    close enough below the next threshold (the active model's opinion decides where each lands)."""
+    for source in ("list_import", "paid_social", "organic_search", "web_form", "partner", "referral"):
+        lead = api.post("/api/v1/leads", json=lead_payload(
+            email=f"turn.{uuid.uuid4().hex[:10]}@northwind.example.com", source=source, consent={"email": True},
+            company_size=120, job_title="Marketing Manager"))
+        assert lead.status_code == 200, lead.text
+        detail = api.get(f"/api/v1/leads/{lead.json()['lead_id']}").json()
+        triage = detail["triage"]
+        if triage["triage_category"] not in NEXT or detail["lead"]["status"] != "engaged":
+            continue
+        weight = 0.2 if any(f["name"] == "model" for f in triage["factors"]) else 0.4
+        gain = weight * min(100 - triage["engagement_score"], 70)  # the fresh points, less their decay
+        if gain > NEXT[triage["triage_category"]][1] - triage["lead_score"] + 1:
+            return lead.json(), triage
+    pytest.fail("no lead profile lands close enough below a threshold for behaviour to move it")
+
+
+def test_behaviour_moves_the_score_and_the_category_and_the_factor_names_it(api):
+    lead, intake = lead_that_can_turn(api)
+    lead_id = lead["lead_id"]
+    outcomes = []
+    for n, kind in enumerate(INTEREST):
+        answer = api.post("/api/v1/interactions", json={
+            "lead_id": lead_id, "type": kind, "channel": "email", "occurred_at": moments_ago(60 - n),
+            "external_id": f"{kind}-{lead_id}"})
+        assert answer.status_code == 200, answer.text
+        outcomes.append(answer.json())
+    first = outcomes[0]["rescore"]
+    assert first["lead_score_before"] == intake["lead_score"] and first["lead_score"] > intake["lead_score"]
+    assert first["factor"]["name"] == "behaviour" and first["factor"]["explanation"].startswith("click on email")
+    scores = [o["rescore"]["lead_score"] for o in outcomes if o["rescore"]]
+    assert scores == sorted(scores) and len(scores) >= 3
+
+    expected, _ = NEXT[intake["triage_category"]]
+    detail = api.get(f"/api/v1/leads/{lead_id}").json()
+    assert detail["triage"]["triage_category"] in (expected, "hot"), detail["triage"]
+    assert detail["triage"]["lead_score"] == scores[-1]
+    behaviour = next(f for f in detail["triage"]["factors"] if f["name"] == "behaviour")
+    assert behaviour["explanation"].startswith("meeting on email") and "5 interactions in all" in \
+        behaviour["explanation"], behaviour
+    assert detail["triage"]["scoring_model"].endswith("+behaviour")
+    crossed = next(o["rescore"] for o in outcomes
+                   if o["rescore"] and o["rescore"]["triage_category"] != o["rescore"]["triage_category_before"])
+    assert crossed["triage_category_before"] == intake["triage_category"]
+
+    history = api.get(f"/api/v1/leads/{lead_id}/profile").json()["behaviour"]["score_history"]
+    assert history[-1]["lead_score"] == scores[-1] and history[-1]["factor"]["name"] == "behaviour"
+    assert history[0]["lead_score"] == intake["lead_score"]

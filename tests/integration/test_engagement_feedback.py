@@ -16,6 +16,7 @@ from uuid import UUID, uuid4
 import pytest
 
 from marketing_agents.actors.engagement import ContactPolicy
+from marketing_agents.actors.factory import behaviour_scorer
 from marketing_agents.domain import NewLead
 from marketing_agents.domain.feedback import NewInteraction
 from marketing_agents.errors import Conflict, NotFound, RequestError
@@ -28,6 +29,7 @@ from marketing_agents.flows.engagement_feedback import (
 from marketing_agents.memory.event_bus import EventBus, event_channel
 from marketing_agents.memory.redis_layout import TtlPolicy
 from marketing_agents.memory.short_term import ShortTermMemory
+from marketing_agents.settings import Settings
 from marketing_agents.stores import postgres_interaction_import as interaction_import
 from marketing_agents.stores.postgres_interactions import (
     PARTITION_LOCK_KEY,
@@ -48,7 +50,8 @@ def short_term(redis_client) -> ShortTermMemory:
 
 @pytest.fixture
 def feedback(pool, short_term) -> EngagementFeedback:
-    return EngagementFeedback(InteractionRepository(pool), EventBus(short_term.store, short_term.policy), ALWAYS_OPEN)
+    return EngagementFeedback(InteractionRepository(pool), EventBus(short_term.store, short_term.policy), ALWAYS_OPEN,
+                              scorer=behaviour_scorer(Settings(), ALWAYS_OPEN.contact))
 
 
 @pytest.fixture

@@ -294,7 +294,7 @@ class FakeRepository:
         self.recorded: list[NewInteraction] = []
         self.fail_at = fail_at
 
-    async def record(self, interaction, decide, *, agent):
+    async def record(self, interaction, decide, *, agent, rescore=None):
         if self.fail_at is not None and len(self.recorded) == self.fail_at:
             raise StorageError("PostgreSQL unavailable")
         if interaction.lead_id != LEAD_ID:
