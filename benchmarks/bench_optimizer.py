@@ -64,7 +64,7 @@ def open_loop(args, figures: dict, targets: dict) -> None:
         "oracle": target("mean share of the oracle's conversions", mean(oracle), 0.90),
         "equal_split": target("mean uplift over the equal split (anchor)", mean(uplift), 0.15),
     })
-    plot(results)
+    plot(results, "bench_optimizer.png", "conversions in 30 days", "", "share of budget", "Optimizer's share on the best arm")
 
 
 def closed_loop(args, figures: dict, targets: dict) -> None:
@@ -93,10 +93,12 @@ def closed_loop(args, figures: dict, targets: dict) -> None:
         "per_seed": [r.model_dump() for r in results],
     }
     targets["closed_loop_oracle"] = target("closed loop: mean share of the oracle's conversions", mean(oracle), 0.90)
-    plot_closed_loop(results)
+    plot(results, "bench_optimizer_closed_loop.png", "converted leads in the fortnight", "Closed loop: ",
+         "share of new leads", "Closed loop: the best variant's share")
 
 
-def plot(results) -> None:
+def plot(results, name: str, conversions: str, prefix: str, share: str, share_title: str) -> None:
+    """Conversions per strategy and seed beside the best arm's share day by day, one line per seed."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -106,34 +108,13 @@ def plot(results) -> None:
     seeds = [r.seed for r in results]
     for strategy, colour in (("equal_split", "grey"), ("optimizer", "tab:blue"), ("oracle", "tab:green")):
         left.plot(seeds, [r.conversions[strategy] for r in results], "o-", color=colour, label=strategy)
-    left.set(xlabel="seed", ylabel="conversions in 30 days", title="Conversions per strategy")
+    left.set(xlabel="seed", ylabel=conversions, title=f"{prefix}Conversions per strategy")
     left.legend()
     for r in results:
         right.plot(range(1, len(r.best_arm_share) + 1), r.best_arm_share, color="tab:blue", alpha=0.35)
-    right.set(xlabel="day", ylabel="share of budget", title="Optimizer's share on the best arm", ylim=(0, 1))
+    right.set(xlabel="day", ylabel=share, title=share_title, ylim=(0, 1))
     fig.tight_layout()
-    path = RESULTS / "bench_optimizer.png"
-    fig.savefig(path, dpi=110)
-    print(f"wrote benchmarks/results/{path.name}")
-
-
-def plot_closed_loop(results) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4))
-    seeds = [r.seed for r in results]
-    for strategy, colour in (("equal_split", "grey"), ("optimizer", "tab:blue"), ("oracle", "tab:green")):
-        left.plot(seeds, [r.conversions[strategy] for r in results], "o-", color=colour, label=strategy)
-    left.set(xlabel="seed", ylabel="converted leads in the fortnight", title="Closed loop: conversions per strategy")
-    left.legend()
-    for r in results:
-        right.plot(range(1, len(r.best_arm_share) + 1), r.best_arm_share, color="tab:blue", alpha=0.35)
-    right.set(xlabel="day", ylabel="share of new leads", title="Closed loop: the best variant's share", ylim=(0, 1))
-    fig.tight_layout()
-    path = RESULTS / "bench_optimizer_closed_loop.png"
+    path = RESULTS / name
     fig.savefig(path, dpi=110)
     print(f"wrote benchmarks/results/{path.name}")
 

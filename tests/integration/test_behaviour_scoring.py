@@ -13,45 +13,15 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
-from uuid import UUID, uuid4
+from uuid import UUID
 
 import pytest
 
-from marketing_agents.actors.factory import behaviour_scorer
-from marketing_agents.domain import NewLead
 from marketing_agents.domain.lead_views import LeadProfile
-from marketing_agents.flows.engagement_feedback import EngagementFeedback
-from marketing_agents.memory.event_bus import EventBus, event_channel
-from marketing_agents.memory.redis_layout import TtlPolicy
-from marketing_agents.memory.short_term import ShortTermMemory
-from marketing_agents.settings import Settings
-from marketing_agents.stores.postgres_interactions import InteractionRepository
+from marketing_agents.memory.event_bus import event_channel
 from marketing_agents.stores.postgres_long_term import PostgresLongTermStore
-from marketing_agents.stores.redis import RedisShortTermStore
-from tests.integration.test_engagement_feedback import ALWAYS_OPEN, WARM, event, touchpoints
-from tests.support import InProcessAgents, lead_payload, wait_for
-
-
-@pytest.fixture
-def short_term(redis_client) -> ShortTermMemory:
-    return ShortTermMemory(RedisShortTermStore(redis_client), TtlPolicy())
-
-
-@pytest.fixture
-def feedback(pool, short_term) -> EngagementFeedback:
-    return EngagementFeedback(InteractionRepository(pool), EventBus(short_term.store, short_term.policy), ALWAYS_OPEN,
-                              scorer=behaviour_scorer(Settings(), ALWAYS_OPEN.contact))
-
-
-@pytest.fixture
-def new_lead(repository, short_term):
-    intake = InProcessAgents().intake(repository, short_term)
-
-    async def make(**overrides) -> UUID:
-        overrides.setdefault("email", f"lead.{uuid4().hex[:10]}@acme-robotics.com")
-        return (await intake.submit(NewLead(**lead_payload(**overrides)))).lead_id
-
-    return make
+from tests.integration.feedback_support import WARM, event, touchpoints
+from tests.support import wait_for
 
 
 async def scores(pool, lead_id: UUID) -> dict:

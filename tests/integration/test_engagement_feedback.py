@@ -11,69 +11,22 @@ import asyncio
 import json
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
-from uuid import UUID, uuid4
+from uuid import uuid4
 
 import pytest
 
-from marketing_agents.actors.engagement import ContactPolicy
-from marketing_agents.actors.factory import behaviour_scorer
-from marketing_agents.domain import NewLead
-from marketing_agents.domain.feedback import NewInteraction
 from marketing_agents.errors import Conflict, NotFound, RequestError
 from marketing_agents.flows.engagement_feedback import (
     AGENT,
     CALL_TEMPLATE,
-    EngagementFeedback,
-    FeedbackPolicy,
 )
-from marketing_agents.memory.event_bus import EventBus, event_channel
-from marketing_agents.memory.redis_layout import TtlPolicy
-from marketing_agents.memory.short_term import ShortTermMemory
-from marketing_agents.settings import Settings
+from marketing_agents.memory.event_bus import event_channel
 from marketing_agents.stores import postgres_interaction_import as interaction_import
 from marketing_agents.stores.postgres_interactions import (
     PARTITION_LOCK_KEY,
-    InteractionRepository,
 )
-from marketing_agents.stores.redis import RedisShortTermStore
-from tests.support import InProcessAgents, lead_payload, wait_for
-
-ALWAYS_OPEN = FeedbackPolicy(contact=ContactPolicy(day_start_hour=0, day_end_hour=24, weekdays_only=False,
-                                                   max_per_week=10))
-WARM = {"job_title": "Marketing Manager", "source": "web_form", "company_size": 40}
-
-
-@pytest.fixture
-def short_term(redis_client) -> ShortTermMemory:
-    return ShortTermMemory(RedisShortTermStore(redis_client), TtlPolicy())
-
-
-@pytest.fixture
-def feedback(pool, short_term) -> EngagementFeedback:
-    return EngagementFeedback(InteractionRepository(pool), EventBus(short_term.store, short_term.policy), ALWAYS_OPEN,
-                              scorer=behaviour_scorer(Settings(), ALWAYS_OPEN.contact))
-
-
-@pytest.fixture
-def new_lead(repository, short_term):
-    intake = InProcessAgents().intake(repository, short_term)
-
-    async def make(**overrides) -> UUID:
-        overrides.setdefault("email", f"lead.{uuid4().hex[:10]}@acme-robotics.com")
-        return (await intake.submit(NewLead(**lead_payload(**overrides)))).lead_id
-
-    return make
-
-
-def event(lead_id: UUID, kind: str, **fields) -> NewInteraction:
-    fields.setdefault("occurred_at", datetime.now(UTC) - timedelta(seconds=5))
-    return NewInteraction(lead_id=lead_id, type=kind, **fields)
-
-
-async def touchpoints(pool, lead_id: UUID) -> list[dict]:
-    return [dict(r) for r in await pool.fetch(
-        "SELECT id, step, channel, template, status, scheduled_at, last_error FROM touchpoints WHERE lead_id = $1 "
-        "ORDER BY step", lead_id)]
+from tests.integration.feedback_support import WARM, event, touchpoints
+from tests.support import wait_for
 
 
 async def totals(pool) -> dict[str, int]:
