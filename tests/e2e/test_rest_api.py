@@ -194,12 +194,16 @@ async def test_profile_export_and_erasure_of_a_lead(api, db, system):
     created = api.post("/api/v1/leads", json=lead_payload(email=email("rights"), external_id=f"crm-r-{tag()}"))
     lead_id = created.json()["lead_id"]
     click = {"lead_id": lead_id, "type": "click", "channel": "email", "occurred_at": datetime.now(UTC).isoformat()}
-    assert api.post("/api/v1/interactions", json=click).status_code == 200
+    clicked = api.post("/api/v1/interactions", json=click)
+    assert clicked.status_code == 200, clicked.text
 
     profile = api.get(f"/api/v1/leads/{lead_id}/profile")
     assert profile.status_code == 200, profile.text
     behaviour = profile.json()["behaviour"]
-    assert [p["lead_score"] for p in behaviour["score_history"]] == [created.json()["lead_score"]]
+    # the intake's score, then the one the click gave it
+    assert [p["lead_score"] for p in behaviour["score_history"]] == [created.json()["lead_score"],
+                                                                       clicked.json()["rescore"]["lead_score"]]
+    assert behaviour["score_history"][-1]["factor"]["name"] == "behaviour"
     assert set(profile.json()) == {"lead_id", "profile", "behaviour", "rfm", "updated_at"}
 
     exported = api.get(f"/api/v1/leads/{lead_id}/export")
