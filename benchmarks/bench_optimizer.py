@@ -37,6 +37,17 @@ def main() -> int:
     return 0
 
 
+def summarise(results) -> tuple[dict, dict]:
+    """Mean, min and max of the optimizer's share of the oracle and of its uplift over the equal split, printed."""
+    figures = []
+    for values in ([r.oracle_ratio for r in results], [r.equal_split_uplift for r in results]):
+        figures.append({"mean": sum(values) / len(values), "min": min(values), "max": max(values)})
+    oracle, uplift = figures
+    print(f"  optimizer / oracle:       mean {oracle['mean']:.1%}  min {oracle['min']:.1%}  max {oracle['max']:.1%}")
+    print(f"  optimizer / equal split:  mean {uplift['mean']:+.1%}  min {uplift['min']:+.1%}  max {uplift['max']:+.1%}")
+    return oracle, uplift
+
+
 def open_loop(args, figures: dict, targets: dict) -> None:
     from marketing_agents.actors.campaign_simulator import simulate
 
@@ -47,22 +58,17 @@ def open_loop(args, figures: dict, targets: dict) -> None:
         print(f"\rseed {seed + 1}/{args.seeds}", end="", flush=True)
     print()
     seconds = time.perf_counter() - started
-    oracle = [r.oracle_ratio for r in results]
-    uplift = [r.equal_split_uplift for r in results]
-    mean = lambda xs: sum(xs) / len(xs)  # noqa: E731
     print(f"{args.arms} arms x {args.days} days x {args.seeds} seeds in {seconds:.1f} s")
-    print(f"  optimizer / oracle:       mean {mean(oracle):.1%}  min {min(oracle):.1%}  max {max(oracle):.1%}")
-    print(f"  optimizer / equal split:  mean {mean(uplift):+.1%}  min {min(uplift):+.1%}  max {max(uplift):+.1%}")
+    oracle, uplift = summarise(results)
     figures.update({
         "arms": args.arms, "days": args.days, "seeds": args.seeds, "seconds": round(seconds, 2),
-        "oracle_ratio": {"mean": mean(oracle), "min": min(oracle), "max": max(oracle)},
-        "equal_split_uplift": {"mean": mean(uplift), "min": min(uplift), "max": max(uplift)},
+        "oracle_ratio": oracle, "equal_split_uplift": uplift,
         "per_seed": [{"seed": r.seed, "conversions": r.conversions, "oracle_ratio": r.oracle_ratio,
                       "equal_split_uplift": r.equal_split_uplift, "best_arm_lift": r.market.lift} for r in results],
     })
     targets.update({
-        "oracle": target("mean share of the oracle's conversions", mean(oracle), 0.90),
-        "equal_split": target("mean uplift over the equal split (anchor)", mean(uplift), 0.15),
+        "oracle": target("mean share of the oracle's conversions", oracle["mean"], 0.90),
+        "equal_split": target("mean uplift over the equal split (anchor)", uplift["mean"], 0.15),
     })
     plot(results, "bench_optimizer.png", "conversions in 30 days", "", "share of budget", "Optimizer's share on the best arm")
 
@@ -78,21 +84,16 @@ def closed_loop(args, figures: dict, targets: dict) -> None:
         print(f"\rclosed loop: seed {seed + 1}/{args.seeds}", end="", flush=True)
     print()
     seconds = time.perf_counter() - started
-    oracle = [r.oracle_ratio for r in results]
-    uplift = [r.equal_split_uplift for r in results]
-    mean = lambda xs: sum(xs) / len(xs)  # noqa: E731
     print(f"closed loop: {scenario.variants} variants ({scenario.base_rate:.0%} and {scenario.lift:g}x that), "
           f"{scenario.leads_per_day} leads a day x {scenario.days} days x {args.seeds} seeds in {seconds:.1f} s")
-    print(f"  optimizer / oracle:       mean {mean(oracle):.1%}  min {min(oracle):.1%}  max {max(oracle):.1%}")
-    print(f"  optimizer / equal split:  mean {mean(uplift):+.1%}  min {min(uplift):+.1%}  max {max(uplift):+.1%}")
+    oracle, uplift = summarise(results)
     figures["closed_loop"] = {
         "scenario": scenario.model_dump(), "seeds": args.seeds, "seconds": round(seconds, 2),
-        "oracle_ratio": {"mean": mean(oracle), "min": min(oracle), "max": max(oracle)},
-        "equal_split_uplift": {"mean": mean(uplift), "min": min(uplift), "max": max(uplift)},
+        "oracle_ratio": oracle, "equal_split_uplift": uplift,
         "escalations": sum(r.escalations for r in results),
         "per_seed": [r.model_dump() for r in results],
     }
-    targets["closed_loop_oracle"] = target("closed loop: mean share of the oracle's conversions", mean(oracle), 0.90)
+    targets["closed_loop_oracle"] = target("closed loop: mean share of the oracle's conversions", oracle["mean"], 0.90)
     plot(results, "bench_optimizer_closed_loop.png", "converted leads in the fortnight", "Closed loop: ",
          "share of new leads", "Closed loop: the best variant's share")
 
