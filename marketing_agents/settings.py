@@ -7,6 +7,7 @@ Production points ``MAS_POSTGRES_DSN`` and ``MAS_REDIS_URL`` at real servers and
 
 from __future__ import annotations
 
+from datetime import date
 from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Literal
@@ -25,6 +26,12 @@ class Settings(BaseSettings):
     postgres_dsn: SecretStr | None = None
     redis_url: SecretStr | None = None
     neo4j_uri: str | None = None
+    # Neo4j's credentials (or the URI's userinfo, neo4j://user:password@host), its driver's pool size per
+    # process, and the longest a graph query may run on either backend before it is cancelled.
+    neo4j_user: str | None = None
+    neo4j_password: SecretStr | None = None
+    neo4j_pool_size: int = Field(default=50, ge=1, le=1000)
+    graph_query_timeout_s: float = Field(default=5.0, gt=0, le=300)
 
     # Pool sizes per process. The seed's production figures: 50 for PostgreSQL, 20 for Redis.
     postgres_pool_size: int = Field(default=50, ge=1, le=500)
@@ -47,6 +54,10 @@ class Settings(BaseSettings):
     # Request handling.
     max_body_bytes: int = Field(default=1024 * 1024, ge=1024)
     idempotency_ttl_s: int = Field(default=24 * 3600, ge=60)
+    # Interactions: occurred_at no earlier than this (interactions are stored in monthly partitions, and
+    # far-apart dates would create one each), and at most this many new months per request or file.
+    interactions_earliest: date = date(2000, 1, 1)
+    max_new_partitions_per_request: int = Field(default=24, ge=1, le=1200)
 
     # Access control (marketing_agents/domain/access.py, serve_app/access_control.py). The bootstrap admin key;
     # `make run` generates one into MAS_DATA_DIR/admin-api-key when unset. Each key may make
@@ -58,6 +69,9 @@ class Settings(BaseSettings):
     rate_limits_by_role: dict[Literal["admin", "operator", "service", "viewer"], Annotated[int, Field(ge=1)]] = Field(
         default_factory=dict)
     api_key_cache_s: float = Field(default=5.0, ge=0, le=300)
+    # What the rate limiter does when Redis does not answer: "reject" answers 503 with Retry-After (no key
+    # gets unmetered use while the counter is away); "allow" lets requests through unmetered.
+    rate_limit_when_store_down: Literal["reject", "allow"] = "reject"
 
     # Short-term memory TTLs, the seed's policy: sessions 24 h, cache 1 h (a lead's working context),
     # temp data 15 min, locks 30 s, rate-limit windows 1 h.
@@ -79,6 +93,11 @@ class Settings(BaseSettings):
     ws_replay_events: int = Field(default=1000, ge=1, le=100_000)
     ws_replay_ttl_s: int = Field(default=24 * 3600, ge=1)
     ws_max_session_s: float = Field(default=55.0, ge=0)
+    # At most this many open sockets per API key (across replicas) and per replica; at most
+    # ws_subscribe_per_minute subscribe/unsubscribe messages per socket, because each may replay events.
+    ws_max_per_key: int = Field(default=20, ge=1, le=10_000)
+    ws_max_per_replica: int = Field(default=1000, ge=1, le=100_000)
+    ws_subscribe_per_minute: int = Field(default=60, ge=1, le=10_000)
 
     # Triage thresholds on lead_score (0..100); below nurture_min a lead is disqualified.
     triage_hot_min: float = Field(default=70.0, ge=0, le=100)
