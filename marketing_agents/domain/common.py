@@ -8,6 +8,8 @@ from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
+from marketing_agents.domain.text import OneLineStr, StorableStr
+
 
 class DomainModel(BaseModel):
     """Unknown fields are errors, strings are trimmed: what a client sends is what we store."""
@@ -25,8 +27,10 @@ class Channel(StrEnum):
     WEBINAR = "webinar"
 
 
-Name = Annotated[str, StringConstraints(min_length=1, max_length=100)]
-Text = Annotated[str, StringConstraints(max_length=2000)]
+# A name is one line (it may reach an email header or subject); free text may span lines. Both refuse
+# what PostgreSQL cannot store (domain.text).
+Name = Annotated[OneLineStr, StringConstraints(min_length=1, max_length=100)]
+Text = Annotated[StorableStr, StringConstraints(max_length=2000)]
 Slug = Annotated[str, StringConstraints(min_length=1, max_length=64, pattern=r"^[a-z0-9][a-z0-9_\-]*$")]
 Probability = Annotated[float, Field(ge=0.0, le=1.0)]
 Score100 = Annotated[float, Field(ge=0.0, le=100.0)]

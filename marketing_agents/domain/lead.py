@@ -12,6 +12,7 @@ from pydantic import AfterValidator, AwareDatetime, ConfigDict, EmailStr, Field,
 
 from marketing_agents.domain.common import Channel, DomainModel, Name, Slug, utc_now
 from marketing_agents.domain.limits import MAX_CAPTURE_AGE, MAX_CLOCK_SKEW, MAX_EXTERNAL_ID_LENGTH
+from marketing_agents.domain.text import OneLineStr
 
 MAX_ATTRIBUTES = 50
 
@@ -75,8 +76,9 @@ class NewLead(DomainModel):
     email: EmailStr = Field(max_length=254)
     first_name: Name
     last_name: Name
-    company: Annotated[str, StringConstraints(min_length=1, max_length=200)]
-    job_title: Annotated[str, StringConstraints(min_length=1, max_length=150)]
+    # Names, company and job title fill the message templates, subjects included: one line each.
+    company: Annotated[OneLineStr, StringConstraints(min_length=1, max_length=200)]
+    job_title: Annotated[OneLineStr, StringConstraints(min_length=1, max_length=150)]
     industry: Name
     company_size: int = Field(ge=1, le=10_000_000, description="Number of employees.")
     country: CountryCode = Field(description="ISO 3166-1 alpha-2 code, e.g. 'DE'.")

@@ -36,3 +36,9 @@ MAX_TRIAGE_BATCH = 100  # MCP triage_leads: each lead goes through the whole lea
 # the conversation an interaction belongs to.
 MAX_EXTERNAL_ID_LENGTH = 128
 MAX_CONVERSATION_ID_LENGTH = 128
+
+# Numbers a client sends: PostgreSQL's bigint (and so every id and count we store) stops at 64 bits, and
+# an offset makes the database walk past that many rows before the first one it answers: REST
+# ?offset= and the MCP resources' offset stop here (a cursor, where a list has one, pages further).
+INT64_MAX = 2**63 - 1
+MAX_PAGE_OFFSET = 100_000

@@ -7,11 +7,13 @@ so that a client can show them next to the right input.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable, Coroutine
 from typing import Any
 
-from fastapi import FastAPI, Request
+from fastapi import FastAPI, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from fastapi.routing import APIRoute
 from pydantic import BaseModel
 from ray.exceptions import ActorUnavailableError, RayActorError, RayTaskError
 from ray.serve.exceptions import BackPressureError, DeploymentUnavailableError, ReplicaUnavailableError
@@ -19,6 +21,8 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from marketing_agents.domain.field_errors import request_field_errors
+from marketing_agents.domain.json_input import UnsafeJson, decode_json
+from marketing_agents.domain.text import storable_problem
 from marketing_agents.errors import MarketingAgentsError
 
 log = logging.getLogger(__name__)
@@ -61,6 +65,10 @@ RETRY_AFTER_S = 2
 
 
 def install_error_handlers(app: FastAPI) -> None:
+    """The error answers of every route, and the decoding rule that turns bad but valid-looking input
+    into them (:class:`StrictInputRoute`): call it before adding the routes."""
+    app.router.route_class = StrictInputRoute
+
     @app.exception_handler(RequestValidationError)
     async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
         errors = request_field_errors(exc.errors())
@@ -93,6 +101,50 @@ def install_error_handlers(app: FastAPI) -> None:
                                   {"cause": type(cause).__name__}, RETRY_AFTER_S)
         log.exception("unhandled error on %s %s", request.method, request.url.path, exc_info=cause)
         return error_response(500, "internal_error", "an unexpected error occurred; it has been logged")
+
+
+def _is_json(request: Request) -> bool:
+    media_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    return media_type in ("", "application/json") or media_type.endswith("+json")
+
+
+def input_problems(request: Request, body: bytes) -> list[dict[str, Any]]:
+    """What no store could take in a request: NaN, Infinity, integers beyond 64 bits, NUL and lone
+    surrogates in its JSON body (``domain.json_input``), NUL in its query or path; in the shape of
+    pydantic's ``errors()`` with the location first, as FastAPI's own validation reports them."""
+    problems: list[dict[str, Any]] = []
+    for where, params in (("path", request.path_params.items()), ("query", request.query_params.multi_items())):
+        for name, value in params:
+            problem = storable_problem(value) if isinstance(value, str) else None
+            if problem is not None:
+                problems.append({"loc": (where, name), "msg": problem, "type": "string_unstorable"})
+    if body and _is_json(request):
+        try:
+            decode_json(body)
+        except UnsafeJson as exc:
+            problems.extend({**p.as_error(), "loc": ("body", *p.path)} for p in exc.problems)
+        except ValueError:
+            pass  # not JSON at all: FastAPI's own parsing answers it (400 malformed_json)
+    return problems
+
+
+class StrictInputRoute(APIRoute):
+    """Every API route checks its request with :func:`input_problems` before FastAPI parses and
+    validates it: a bad value is 422 naming the field, never a driver's error (a 500) later on.
+
+    A route class, not a middleware, so that it covers exactly the API's routes: ``/mcp`` answers the
+    same problems in JSON-RPC's terms (``mcp.server``)."""
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        handler = super().get_route_handler()
+
+        async def strict(request: Request) -> Response:
+            problems = input_problems(request, await request.body())
+            if problems:
+                raise RequestValidationError(problems)
+            return await handler(request)
+
+        return strict
 
 
 class BodyLimit:
