@@ -3,17 +3,30 @@ webhook that write every touchpoint they receive to MAS_DATA_DIR/outbox, as file
 (.eml in any mail client, .json for SMS, LinkedIn, call tasks and webinar invites).
 
 They are real servers speaking real protocols; production points MAS_SMTP_HOST / MAS_WEBHOOK_URL
-at real providers instead.
+at real providers instead. Like a provider should, they deduplicate by the idempotency key the
+dispatcher sends (X-Touchpoint-Id, Idempotency-Key: the touchpoint's id, the same on every attempt):
+a redelivery after a crash overwrites the same file, so each touchpoint is one file. A key that is not a
+touchpoint id is refused rather than used as a file name, so that no request writes outside the outbox.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from uuid import UUID
 
 from aiosmtpd.controller import Controller
+
+
+def touchpoint_key(value: str | None) -> str | None:
+    """The touchpoint id a receiver was given, as a file name; None when it is not one."""
+    try:
+        return str(UUID((value or "").strip().strip("<>").split("@")[0]))
+    except ValueError:
+        return None
 
 
 class _EmlWriter:
@@ -24,7 +37,9 @@ class _EmlWriter:
         from email import message_from_bytes
 
         message = message_from_bytes(envelope.content)
-        name = message.get("X-Touchpoint-Id") or message.get("Message-ID", "message").strip("<>")
+        # A message from elsewhere (no touchpoint id) is kept too, named by its content.
+        name = (touchpoint_key(message.get("X-Touchpoint-Id")) or touchpoint_key(message.get("Message-ID"))
+                or "message-" + hashlib.sha256(envelope.content).hexdigest()[:16])
         (self.outbox / f"{name}.eml").write_bytes(envelope.content)
         return "250 OK"
 
@@ -49,10 +64,16 @@ class OutboxSinks:
 
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self):
-                body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
-                key = self.headers.get("Idempotency-Key") or "request"
-                (outbox / f"{key}.json").write_bytes(json.dumps(json.loads(body), indent=2).encode())
-                self.send_response(202)
+                key = touchpoint_key(self.headers.get("Idempotency-Key"))
+                try:
+                    body = json.loads(self.rfile.read(max(0, int(self.headers.get("Content-Length", 0)))))
+                except ValueError:
+                    body = None
+                if key is None or body is None:
+                    self.send_response(400)  # not a touchpoint: no id to file it under, or no JSON
+                else:
+                    (outbox / f"{key}.json").write_bytes(json.dumps(body, indent=2).encode())
+                    self.send_response(202)
                 self.end_headers()
 
             def log_message(self, *args):
