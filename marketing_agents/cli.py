@@ -146,6 +146,7 @@ def _consolidate(args: argparse.Namespace, settings: Settings) -> int:
 def _import(args: argparse.Namespace, settings: Settings) -> int:
     import asyncpg
 
+    from marketing_agents.domain.interaction import InteractionWindow
     from marketing_agents.memory.import_progress import TextProgressBar
     from marketing_agents.memory.interaction_file import parse_mapping
     from marketing_agents.memory.interaction_import import import_interactions
@@ -153,12 +154,14 @@ def _import(args: argparse.Namespace, settings: Settings) -> int:
 
     mapping = parse_mapping(args.map)
     dsn = postgres_dsn_for(settings)
+    window = InteractionWindow(settings.interactions_earliest, settings.max_new_partitions_per_request)
 
     async def run_import():
         pool = await asyncpg.create_pool(dsn, min_size=1, max_size=2)
         try:
             with TextProgressBar() as bar:
-                return await import_interactions(pool, Path(args.file), mapping, args.type, progress=bar)
+                return await import_interactions(pool, Path(args.file), mapping, args.type, progress=bar,
+                                                 window=window)
         finally:
             await pool.close()
 

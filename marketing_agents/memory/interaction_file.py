@@ -26,13 +26,24 @@ Cells
     - ``campaign_id``: empty or the UUID of an existing campaign (whether it exists is the writer's
       check). ``conversation_id``: up to 128 chars.
     A row with any bad cell, an empty lead id or the wrong number of columns is rejected with its
-    line number and every reason; the other rows are imported.
+    line number and every reason; the other rows are imported. So is a row whose ``occurred_at`` is
+    outside the InteractionWindow (domain/interaction: before the setting ``interactions_earliest`` or
+    in the future), which would otherwise add a partition for its month.
+
+Identical rows
+    Two rows with the same lead, type, channel, campaign, conversation, value and ``occurred_at`` are
+    two events (two purchases of the same amount on the same day), so each ParsedRow carries its
+    ``occurrence``: 1 for the first row with its content, 2 for the second, and so on through the file.
+    Content and occurrence identify a row whatever the batch boundaries, and still do once rows are
+    appended to the file; memory/interaction_writer uses them to import a file again without doubling it.
+    Counting keeps a 16-byte digest per distinct row (about 100 bytes of memory each).
 """
 
 from __future__ import annotations
 
 import csv
 import difflib
+import hashlib
 import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -42,7 +53,7 @@ from pathlib import Path
 from uuid import UUID
 
 from marketing_agents.domain.common import Channel
-from marketing_agents.domain.interaction import InteractionType
+from marketing_agents.domain.interaction import InteractionType, InteractionWindow, partition_month
 from marketing_agents.domain.limits import MAX_CONVERSATION_ID_LENGTH, MAX_EXTERNAL_ID_LENGTH
 from marketing_agents.errors import RequestError
 
@@ -180,6 +191,7 @@ class ParsedRow:
     conversation_id: str | None
     value: Decimal | None
     occurred_at: datetime
+    occurrence: int = 1  # the how-manieth row of the file with this content (see "Identical rows" above)
 
 
 @dataclass(frozen=True, slots=True)
@@ -194,12 +206,16 @@ class InteractionFile:
     Construction raises InteractionImportError for anything that would make every row fail (missing
     file, no header, unknown targets, columns missing from the header, no type, invalid UTF-8), so
     nothing is written for such a file. ``rows()`` then yields a ParsedRow or a RejectedRow per
-    non-blank data line; ``lines_done`` follows how many data lines it has consumed.
+    non-blank data line; ``lines_done`` follows how many data lines it has consumed. ``window`` bounds
+    ``occurred_at``, judged against the clock at construction so that every pass over the file agrees.
     """
 
-    def __init__(self, path: Path | str, mapping: dict[str, str], default_type: str | None = None) -> None:
+    def __init__(self, path: Path | str, mapping: dict[str, str], default_type: str | None = None,
+                 window: InteractionWindow | None = None) -> None:
         self.path = Path(path)
         self.mapping = dict(mapping)
+        self.window = window
+        self.now = datetime.now(UTC)
         problems = _target_problems(self.mapping)
         self.default_type: str | None = None
         if default_type is not None:
@@ -261,8 +277,17 @@ class InteractionFile:
                             f"appear{'' if len(twice) > 1 else 's'} more than once in the header")
         return problems
 
+    def months(self) -> set[datetime]:
+        """The months (first instants, UTC) of the rows that would be imported: one pass over the file, so
+        that partitions can be judged before anything is written."""
+        return {partition_month(item.occurred_at) for item in self._rows(self._row_parser(count=False))
+                if isinstance(item, ParsedRow)}
+
     def rows(self) -> Iterator[ParsedRow | RejectedRow]:
-        parse = self._row_parser()
+        return self._rows(self._row_parser(count=True))
+
+    def _rows(self, parse: Callable[[int, list[str]], ParsedRow | RejectedRow]) -> Iterator[ParsedRow | RejectedRow]:
+        self.lines_done = 0
         with open(self.path, encoding="utf-8-sig", newline="") as handle:
             handle.readline()
             if self.separator is None:
@@ -287,8 +312,11 @@ class InteractionFile:
                 if cells and (len(cells) > 1 or cells[0].strip()):
                     yield parse(line, cells)
 
-    def _row_parser(self) -> Callable[[int, list[str]], ParsedRow | RejectedRow]:
+    def _row_parser(self, *, count: bool) -> Callable[[int, list[str]], ParsedRow | RejectedRow]:
+        """A parser of one row; with ``count``, it numbers identical rows (one counter per pass over the file)."""
         width = len(self.columns)
+        window, now = self.window, self.now
+        seen: dict[bytes, int] = {}
         index = self.index
         name = self.mapping
         i_lead, i_at = index["lead_id"], index["occurred_at"]
@@ -311,6 +339,9 @@ class InteractionFile:
             except ValueError as exc:
                 reasons.append(f"{exc} (column '{name['occurred_at']}')")
                 occurred_at = _EPOCH
+            else:
+                if window is not None and (problem := window.problem(occurred_at, now)):
+                    reasons.append(f"{problem} (column '{name['occurred_at']}')")
             value = None
             if i_value is not None:
                 try:
@@ -350,7 +381,13 @@ class InteractionFile:
                 return RejectedRow(line, "; ".join(reasons))
             if kind is None:  # __init__ demands a type column or --type, and an empty or unknown cell is a reason above
                 raise RuntimeError(f"line {line}: no interaction type and no reason recorded")
-            return ParsedRow(line, external_id, kind, channel, campaign_id, conversation_id, value, occurred_at)
+            occurrence = 1
+            if count:
+                content = (external_id, kind, channel, campaign_id, conversation_id, value, occurred_at)
+                digest = hashlib.blake2b(repr(content).encode(), digest_size=16).digest()
+                occurrence = seen[digest] = seen.get(digest, 0) + 1
+            return ParsedRow(line, external_id, kind, channel, campaign_id, conversation_id, value, occurred_at,
+                             occurrence)
 
         return parse
 

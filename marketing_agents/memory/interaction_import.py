@@ -9,7 +9,11 @@ progress. The rules live with the part they concern, so each can change and be t
 - the progress bar: memory/import_progress.
 
 Rows are written in batches of 10,000 by default. The file is checked before a connection is taken,
-so a file nothing could be imported from writes nothing.
+so a file nothing could be imported from writes nothing. Rows dated outside the InteractionWindow
+(domain/interaction; the settings ``interactions_earliest`` and ``max_new_partitions_per_request``) are
+rejected with their line; a file whose rows fall in more months without a partition than the window
+allows is refused after one reading pass, before anything is written (the error says which months
+and which setting raises the cap).
 """
 
 from __future__ import annotations
@@ -20,9 +24,11 @@ from pathlib import Path
 
 import asyncpg
 
+from marketing_agents.domain.interaction import InteractionWindow
 from marketing_agents.memory.import_progress import Progress
-from marketing_agents.memory.interaction_file import InteractionFile, ParsedRow, RejectedRow
+from marketing_agents.memory.interaction_file import InteractionFile, InteractionImportError, ParsedRow, RejectedRow
 from marketing_agents.memory.interaction_writer import InteractionWriter
+from marketing_agents.settings import get_settings
 from marketing_agents.stores.postgres import translated_errors
 
 DEFAULT_BATCH_SIZE = 10_000
@@ -55,18 +61,23 @@ async def import_interactions(
     progress: Progress | None = None,
     *,
     batch_size: int = DEFAULT_BATCH_SIZE,
+    window: InteractionWindow | None = None,
 ) -> ImportResult:
     """Imports the interactions in ``path`` (the rules: memory/interaction_file, memory/interaction_writer).
 
     ``progress(done, total)`` is called after each batch and once at the end with ``done == total``;
     both count data lines (physical lines after the header), so the bar ends exactly at 100 %.
     Raises InteractionImportError (a RequestError) before writing anything when the file, mapping or
-    type is unusable; StorageError when PostgreSQL fails (earlier batches stay committed).
+    type is unusable or the file would add more partitions than ``window`` allows (by default the
+    settings'); StorageError when PostgreSQL fails (earlier batches stay committed).
     """
     if batch_size < 1:
         raise ValueError("batch_size must be at least 1")
     started = time.perf_counter()
-    source = InteractionFile(path, mapping, default_type)
+    if window is None:
+        settings = get_settings()
+        window = InteractionWindow(settings.interactions_earliest, settings.max_new_partitions_per_request)
+    source = InteractionFile(path, mapping, default_type, window)
     result = ImportResult(path=source.path)
     batch: list[ParsedRow] = []
     since_report = 0
@@ -85,6 +96,9 @@ async def import_interactions(
         conn = await pool.acquire()
     try:
         writer = InteractionWriter(conn, source.path)
+        if problem := window.too_many_new_partitions(await writer.missing_months(source.months()), per="file"):
+            raise InteractionImportError(f"cannot import {source.path}: {problem}",
+                                         {"max_new_partitions": window.max_new_partitions})
         for item in source.rows():
             result.rows_read += 1
             since_report += 1

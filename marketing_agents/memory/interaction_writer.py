@@ -4,7 +4,8 @@ The rules of what is written live here; the statements that write it are the sto
 (stores/postgres_interaction_import).
 
 Leads that do not exist yet
-    An external id not found in ``leads`` gets a minimal placeholder lead (see PLACEHOLDER_* below).
+    An external id not found in ``leads`` gets a minimal placeholder lead (see PLACEHOLDER_* below),
+    unless it belonged to an erased lead: those rows are rejected with their line (ERASED_LEAD).
     The leads table requires contact and firmographic columns that an interaction file does not have,
     so the placeholder says "unknown" wherever it can and picks values nobody can mistake for data:
     - ``email``: ``<external id, lowercased>@imported.example`` when the id is a safe e-mail local
@@ -30,11 +31,12 @@ Writing
     mid-import, the batches before stay committed; re-running skips them.
 
 Duplicates (re-importing the same file imports nothing new)
-    A row is a duplicate, and is skipped and counted in ``skipped_duplicates``, when an interaction
-    with the same lead, type, ``occurred_at`` and value (NULL equal to NULL) is already stored or
-    appears earlier in the file; ``channel``, ``campaign_id`` and ``conversation_id`` are not part of
-    the key. Concurrent imports take a transaction-level advisory lock per batch, so two imports of
-    one file cannot both insert a row.
+    Identical rows of one file are separate events (two purchases of the same amount on the same day):
+    each is imported. A row is a duplicate, and is skipped and counted in ``skipped_duplicates``, when
+    it is the n-th row of the file with its content (lead, type, channel, campaign, conversation, value,
+    ``occurred_at``; ``ParsedRow.occurrence``) and n interactions with that content are already stored,
+    by an earlier import of the file or otherwise. Concurrent imports take a transaction-level advisory
+    lock per batch, so two imports of one file cannot both insert a row.
 """
 
 from __future__ import annotations
@@ -48,9 +50,11 @@ from uuid import UUID
 
 import asyncpg
 
+from marketing_agents.domain.interaction import partition_month
 from marketing_agents.errors import StorageError
 from marketing_agents.memory.interaction_file import ParsedRow
 from marketing_agents.stores.postgres import translated_errors
+from marketing_agents.stores.postgres_erasure import suppressed_external_ids
 from marketing_agents.stores.postgres_interaction_import import PostgresInteractionImport
 
 PLACEHOLDER_EMAIL_DOMAIN = "imported.example"
@@ -60,6 +64,10 @@ PLACEHOLDER_COMPANY_SIZE = 1
 PLACEHOLDER_COUNTRY = "ZZ"
 PLACEHOLDER_SOURCE = "import"
 PLACEHOLDER_STATUS = "triaged"
+
+# Why a row of an erased lead is refused rather than given a placeholder lead (stores/postgres_erasure).
+ERASED_LEAD = ("its lead was erased (the right to be forgotten) and an import does not re-create it; "
+               "only the person can come back, through the API")
 
 _SAFE_LOCAL_PART = re.compile(r"[a-z0-9]+(?:[._+-][a-z0-9]+)*")
 
@@ -92,11 +100,17 @@ class InteractionWriter:
 
     def __init__(self, conn: asyncpg.Connection, path: Path) -> None:
         self._store = PostgresInteractionImport(conn)
+        self._conn = conn
         self._path = path
         self._lead_ids: dict[str, UUID] = {}
         self._known_campaigns: set[UUID] = set()
         self._ensured_months: set[datetime] = set()
         self._imported = 0
+
+    async def missing_months(self, months: set[datetime]) -> list[datetime]:
+        """The months among ``months`` without a partition yet: what importing them would create."""
+        async with translated_errors("look up interaction partitions"):
+            return await self._store.missing_months(months)
 
     async def write(self, batch: list[ParsedRow]) -> BatchOutcome:
         """Writes a non-empty batch; StorageError names its first line when PostgreSQL refuses it."""
@@ -121,8 +135,7 @@ class InteractionWriter:
 
     async def _ensure_partitions(self, batch: list[ParsedRow]) -> int:
         """Creates the monthly partitions of the batch's months not yet ensured by this import."""
-        months = {row.occurred_at.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
-                  for row in batch} - self._ensured_months
+        months = {partition_month(row.occurred_at) for row in batch} - self._ensured_months
         if not months:
             return 0
         created = await self._store.ensure_partitions(months)
@@ -152,6 +165,10 @@ class InteractionWriter:
             if unknown:
                 new_ids = await self._store.lead_ids(unknown)
                 to_create = [e for e in unknown if e not in new_ids]
+                if erased := await suppressed_external_ids(self._conn, to_create) if to_create else set():
+                    outcome.rejected += [(row.line, ERASED_LEAD) for row in batch if row.external_id in erased]
+                    batch = [row for row in batch if row.external_id not in erased]
+                    to_create = [e for e in to_create if e not in erased]
                 if to_create:
                     created = await self._store.create_placeholder_leads(
                         to_create, [placeholder_email(e) for e in to_create], name=PLACEHOLDER_NAME,
@@ -168,5 +185,5 @@ class InteractionWriter:
                 return outcome, new_ids
             outcome.inserted = await self._store.insert_new(
                 [(row.line, self._lead_ids.get(row.external_id) or new_ids[row.external_id], row.type, row.channel,
-                  row.campaign_id, row.conversation_id, row.value, row.occurred_at) for row in batch])
+                  row.campaign_id, row.conversation_id, row.value, row.occurred_at, row.occurrence) for row in batch])
         return outcome, new_ids

@@ -12,6 +12,10 @@ The body is one interaction, or ``{"interactions": [...]}`` with 1 to 1,000 of t
   "error" with a code and message. Each item is stored all or nothing in its own transaction, and a
   bad item does not block the others. If PostgreSQL becomes unavailable midway the answer is 503;
   sending the batch again is safe (the items already stored come back as duplicates).
+``occurred_at`` must lie between the setting ``interactions_earliest`` and a few minutes from now (422
+naming ``interaction.occurred_at``, or that item's error in a batch), and a batch may fall in at most
+``max_new_partitions_per_request`` months that have no partition yet (422 naming ``batch.interactions``,
+nothing written): each month is a partition of its own.
 """
 
 from __future__ import annotations
@@ -29,6 +33,7 @@ from marketing_agents.domain.feedback import (
     InteractionOutcome,
     NewInteraction,
 )
+from marketing_agents.domain.interaction import InteractionWindow
 from marketing_agents.flows.engagement_feedback import EngagementFeedback
 from marketing_agents.memory.event_bus import EventBus
 from marketing_agents.memory.redis_layout import TtlPolicy
@@ -69,7 +74,9 @@ class EngagementFeedbackDeployment:
             policy = TtlPolicy.from_settings(self._settings)
             self._feedback = EngagementFeedback(
                 InteractionRepository(await self._stores.pool()), EventBus(redis, policy),
-                conversations=ShortTermMemory(redis, policy), scorer=self._scorer)
+                conversations=ShortTermMemory(redis, policy), scorer=self._scorer,
+                window=InteractionWindow(self._settings.interactions_earliest,
+                                         self._settings.max_new_partitions_per_request))
         return self._feedback
 
     async def record(self, interaction: NewInteraction) -> InteractionOutcome:

@@ -11,9 +11,14 @@ a new month.
 Behaviour. The rows a batch adds count in their leads' long-term behaviour in the same statement
 (engagement by channel, last activity), as each interaction posted to the API does.
 
-Duplicates. ``insert_new`` moves a row into ``interactions`` only when no interaction with the same
-lead, type, ``occurred_at`` and value (NULL equal to NULL) is stored yet and no lower line of the
-same batch has that key; earlier batches are committed by then, so the check covers the whole file.
+Duplicates. Each row comes with its ``occurrence``: it is the n-th row of its file with its content
+(lead, type, channel, campaign, conversation, value, ``occurred_at``; NULL equal to NULL).
+``insert_new`` moves a row into ``interactions`` only when fewer than ``occurrence`` interactions with
+that content are stored: the n-th identical row is new exactly when fewer than n are there. Earlier
+batches are committed by then, and the count is taken before the statement's own inserts, so two
+identical rows of one batch are both inserted and a second import of the file inserts neither.
+Counting rather than storing a key needs no column on the largest table, and a file imported before
+identical rows counted (one was kept of each) gets its missing occurrences on the next import.
 """
 
 from __future__ import annotations
@@ -27,35 +32,42 @@ from uuid import UUID
 import asyncpg
 
 from marketing_agents.stores.postgres_interactions import PARTITION_LOCK_KEY as _IMPORT_LOCK_KEY
+from marketing_agents.stores.postgres_interactions import missing_partition_months
 
 # One row of a batch as copied into the temporary table: the file's line, then the interaction.
-ImportRecord = tuple[int, UUID, str, str | None, UUID | None, str | None, Decimal | None, datetime]
+# One row of a batch as copied into the temporary table: the file's line, then the interaction, then its
+# occurrence (the how-manieth row of the file with this content).
+ImportRecord = tuple[int, UUID, str, str | None, UUID | None, str | None, Decimal | None, datetime, int]
 
-_COPY_COLUMNS = ("line", "lead_id", "type", "channel", "campaign_id", "conversation_id", "value", "occurred_at")
+_COPY_COLUMNS = ("line", "lead_id", "type", "channel", "campaign_id", "conversation_id", "value", "occurred_at",
+                 "occurrence")
 
 _CREATE_BATCH_TABLE = """
     CREATE TEMP TABLE mas_interaction_import (
         line integer, lead_id uuid, type text, channel text, campaign_id uuid, conversation_id text,
-        value numeric(14, 2), occurred_at timestamptz
+        value numeric(14, 2), occurred_at timestamptz, occurrence integer
     ) ON COMMIT DROP"""
 
-# The duplicate check is a LATERAL subquery with LIMIT rather than NOT EXISTS on purpose: the planner
+# The duplicate check is a LATERAL subquery with LIMIT rather than an anti-join on purpose: the planner
 # turns NOT EXISTS into a hash anti-join that reads the whole interactions table for every batch (0.5 s
 # per batch at 3M rows, growing with the table), while the LATERAL form can only be a nested loop: one
-# probe of idx_interaction_lead in the row's own partition (run-time pruning) per imported row.
+# probe of idx_interaction_lead in the row's own partition (run-time pruning) per imported row, which
+# stops after ``occurrence`` matches.
 _MOVE_NEW_ROWS = """
     WITH inserted AS (
         INSERT INTO interactions (lead_id, type, channel, campaign_id, conversation_id, value, occurred_at)
-        SELECT DISTINCT ON (t.lead_id, t.type, t.occurred_at, t.value)
-               t.lead_id, t.type, t.channel, t.campaign_id, t.conversation_id, t.value, t.occurred_at
+        SELECT t.lead_id, t.type, t.channel, t.campaign_id, t.conversation_id, t.value, t.occurred_at
         FROM mas_interaction_import t
-        LEFT JOIN LATERAL (
-            SELECT true AS found FROM interactions i
-            WHERE i.lead_id = t.lead_id AND i.occurred_at = t.occurred_at AND i.type = t.type
-              AND i.value IS NOT DISTINCT FROM t.value
-            LIMIT 1) stored ON true
-        WHERE stored.found IS NULL
-        ORDER BY t.lead_id, t.type, t.occurred_at, t.value, t.line
+        CROSS JOIN LATERAL (
+            SELECT count(*) AS n FROM (
+                SELECT FROM interactions i
+                WHERE i.lead_id = t.lead_id AND i.occurred_at = t.occurred_at AND i.type = t.type
+                  AND i.value IS NOT DISTINCT FROM t.value AND i.channel IS NOT DISTINCT FROM t.channel
+                  AND i.campaign_id IS NOT DISTINCT FROM t.campaign_id
+                  AND i.conversation_id IS NOT DISTINCT FROM t.conversation_id
+                LIMIT t.occurrence) AS same) AS stored
+        WHERE stored.n < t.occurrence
+        ORDER BY t.line
         RETURNING lead_id, type, channel, occurred_at),
     by_channel AS (
         SELECT lead_id, channel, count(*) AS n, max(occurred_at) AS last_at
@@ -135,6 +147,10 @@ class PostgresInteractionImport:
         rows = await self._conn.fetch(_CREATE_LEADS, external_ids, emails, name, industry, company_size, country,
                                       source, imported_from, status)
         return {r["external_id"]: r["id"] for r in rows}
+
+    async def missing_months(self, months: Iterable[datetime]) -> list[datetime]:
+        """The months (first instants) among ``months`` that have no partition yet, in order."""
+        return await missing_partition_months(self._conn, months)
 
     async def insert_new(self, records: list[ImportRecord]) -> int:
         """Copies the batch into a temporary table and moves the rows that are not duplicates; how many moved."""

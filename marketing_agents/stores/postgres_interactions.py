@@ -12,19 +12,27 @@ are judged one at a time and the duplicate check below cannot race with itself:
 - with an ``external_id`` (kept in ``interactions.attributes``), an interaction of the same lead
   with the same external id is the same event: answered as a duplicate when type, ``occurred_at``
   and value match, refused as a Conflict when they differ (the id was reused for something else);
-- without one, the bulk importer's rule: same lead, type, ``occurred_at`` and value.
+- without one, an interaction of the same lead with the same type, ``occurred_at`` and value is the
+  same event re-sent. (The bulk importer counts identical rows of a file as separate events instead:
+  stores/postgres_interaction_import.)
 A duplicate writes nothing and changes nothing, so a re-sent webhook never counts a purchase twice.
 
-Lock order. Missing partitions are created before the lead is locked, under the importer's advisory
-lock (the importer takes it, then inserts rows that key-share-lock their leads); taking them the
-other way round could deadlock with an import.
+Partitions. Each UTC month has a partition, created when an interaction first needs it. Nothing is
+created for an interaction that is then refused: when a month is missing, the lead, the campaign and
+the touchpoint are checked first (unlocked), and checked again once the lead is locked. Callers bound
+``occurred_at`` and the number of new months per request (domain/interaction.InteractionWindow).
+
+Lock order. Missing partitions are created before the lead is locked and before any interaction is
+read, under the importer's advisory lock (the importer takes it, then inserts rows that key-share-lock
+their leads, and attaching a partition locks the default one); taking them the other way round could
+deadlock with an import.
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterable
 from contextlib import asynccontextmanager
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from uuid import UUID, uuid4
 
 import asyncpg
@@ -40,7 +48,7 @@ from marketing_agents.domain.feedback import (
     PlanChange,
     ScheduledContact,
 )
-from marketing_agents.domain.interaction import ENGAGEMENTS
+from marketing_agents.domain.interaction import ENGAGEMENTS, partition_month
 from marketing_agents.domain.limits import MAX_CLOCK_SKEW
 from marketing_agents.errors import Conflict, NotFound, RequestError
 from marketing_agents.stores.postgres import LeadRepository, translated_errors
@@ -53,8 +61,12 @@ PARTITION_LOCK_KEY = 0x4D4153494D505254
 
 Decide = Callable[[LeadSnapshot, NewInteraction, datetime], PlanChange]
 
-_LEAD = """SELECT id, status, consent, country, first_name, last_name, company, job_title, campaign_id
-           FROM leads WHERE id = $1 FOR NO KEY UPDATE"""
+_LEAD_UNLOCKED = """SELECT id, status, consent, country, first_name, last_name, company, job_title, campaign_id
+                    FROM leads WHERE id = $1"""
+_LEAD = _LEAD_UNLOCKED + " FOR NO KEY UPDATE"
+_MISSING_MONTHS = """SELECT m FROM unnest($1::timestamptz[]) AS m
+                     WHERE to_regclass(format('interactions_%s', to_char(m AT TIME ZONE 'UTC', 'YYYY_MM'))) IS NULL
+                     ORDER BY m"""
 _TOUCHPOINT = "SELECT lead_id, status, sent_at, campaign_id, arm FROM touchpoints WHERE id = $1"
 _PLAN_ARM = """SELECT arm FROM engagement_plans WHERE lead_id = $1 AND campaign_id = $2
                ORDER BY created_at DESC, id LIMIT 1"""
@@ -92,15 +104,13 @@ class InteractionRepository:
         """
         async with translated_errors("record an interaction"), self._pool.acquire() as conn, conn.transaction():
             now: datetime = await conn.fetchval("SELECT now()")
-            await _ensure_partitions(conn, {interaction.occurred_at, now})
-            lead = await conn.fetchrow(_LEAD, interaction.lead_id)
-            if lead is None:
-                raise NotFound(f"no lead with id {interaction.lead_id}", {"lead_id": str(interaction.lead_id)})
-            if interaction.campaign_id is not None and not await conn.fetchval(
-                    "SELECT true FROM campaigns WHERE id = $1", interaction.campaign_id):
-                raise RequestError(f"campaign {interaction.campaign_id} does not exist",
-                                   {"campaign_id": str(interaction.campaign_id)})
-            interaction, arm = await _attributed(conn, interaction, lead)
+            missing = await missing_partition_months(conn, {interaction.occurred_at, now})
+            if missing:
+                await _checked(conn, interaction, _LEAD_UNLOCKED)  # refuses before anything is created
+                await conn.execute("SELECT pg_advisory_xact_lock($1)", PARTITION_LOCK_KEY)
+                for month in missing:
+                    await conn.execute("SELECT mas_ensure_interaction_partitions($1, $1)", month)
+            lead, interaction, arm = await _checked(conn, interaction, _LEAD)
             earlier = await _earlier(conn, interaction)
             if earlier is not None:
                 return InteractionOutcome(status="duplicate", lead_id=interaction.lead_id, interaction_id=earlier["id"],
@@ -132,14 +142,31 @@ class InteractionRepository:
                                   type=interaction.type, occurred_at=interaction.occurred_at, lead_status=change.status,
                                   change=change, conversion_id=conversion_id, counts=counts, rescore=rescored)
 
+    async def missing_months(self, moments: Iterable[datetime]) -> list[datetime]:
+        """The months (first instants, UTC) of ``moments`` that have no partition yet, in order."""
+        async with translated_errors("look up interaction partitions"), self._pool.acquire() as conn:
+            return await missing_partition_months(conn, moments)
 
-async def _ensure_partitions(conn: asyncpg.Connection, moments: set[datetime]) -> None:
-    months = sorted({m.astimezone(UTC).replace(day=1, hour=0, minute=0, second=0, microsecond=0) for m in moments})
-    missing = [m for m in months if await conn.fetchval("SELECT to_regclass($1) IS NULL", f"interactions_{m:%Y_%m}")]
-    if missing:
-        await conn.execute("SELECT pg_advisory_xact_lock($1)", PARTITION_LOCK_KEY)
-        for month in missing:
-            await conn.execute("SELECT mas_ensure_interaction_partitions($1, $1)", month)
+
+async def missing_partition_months(conn: asyncpg.Connection, moments: Iterable[datetime]) -> list[datetime]:
+    """The months of ``moments`` without a partition; a catalog lookup that locks nothing."""
+    months = sorted({partition_month(m) for m in moments})
+    return [r["m"] for r in await conn.fetch(_MISSING_MONTHS, months)] if months else []
+
+
+async def _checked(conn: asyncpg.Connection, interaction: NewInteraction,
+                   lead_query: str) -> tuple[asyncpg.Record, NewInteraction, str | None]:
+    """The lead (read with ``lead_query``), the interaction attributed, its arm; NotFound or RequestError
+    when the lead, the campaign or the touchpoint is not there. Reads no interaction."""
+    lead = await conn.fetchrow(lead_query, interaction.lead_id)
+    if lead is None:
+        raise NotFound(f"no lead with id {interaction.lead_id}", {"lead_id": str(interaction.lead_id)})
+    if interaction.campaign_id is not None and not await conn.fetchval(
+            "SELECT true FROM campaigns WHERE id = $1", interaction.campaign_id):
+        raise RequestError(f"campaign {interaction.campaign_id} does not exist",
+                           {"campaign_id": str(interaction.campaign_id)})
+    attributed, arm = await _attributed(conn, interaction, lead)
+    return lead, attributed, arm
 
 
 async def _attributed(conn: asyncpg.Connection, interaction: NewInteraction,

@@ -462,19 +462,48 @@ async def test_importing_the_same_file_again_imports_nothing_new(pool, tmp_path,
     assert await stored(pool, tag) == before
 
 
-async def test_repeated_rows_in_one_file_are_stored_once_whatever_the_batch_boundaries(pool, tmp_path, tag):
+async def test_identical_rows_in_one_file_are_each_imported_and_once_only_whatever_the_batch_boundaries(
+        pool, tmp_path, tag):
+    """Two identical rows of a purchase log are two purchases; importing the file again, or after rows
+    were appended to it, adds only what is new (issue 14, item 1)."""
     path = tmp_path / "repeats.tsv"
-    path.write_text("who\twhen\tamount\tkind\n" + "".join(
-        f"{tag}-a\t2019-03-01\t{amount}\t{kind}\n"
-        for amount, kind in [("5", "purchase"), ("5", "purchase"), ("5.00", "purchase"), ("6", "purchase"),
-                             ("5", "click"), ("", "open"), ("", "open")]), encoding="utf-8")
+    rows = [("5", "purchase"), ("5", "purchase"), ("5.00", "purchase"), ("6", "purchase"), ("5", "click"),
+            ("", "open"), ("", "open")]
+    path.write_text("who\twhen\tamount\tkind\n" + "".join(f"{tag}-a\t2019-03-01\t{amount}\t{kind}\n"
+                                                        for amount, kind in rows), encoding="utf-8")
+    mapping = parse_mapping("lead_id=who,occurred_at=when,value=amount,type=kind")
 
-    result = await import_interactions(pool, path, parse_mapping("lead_id=who,occurred_at=when,value=amount,type=kind"),
-                                       None, batch_size=2)
+    result = await import_interactions(pool, path, mapping, None, batch_size=2)
 
-    assert (result.imported, result.skipped_duplicates, result.rejected) == (4, 3, [])
+    assert (result.imported, result.skipped_duplicates, result.rejected) == (7, 0, [])
     assert sorted((r[1], r[2]) for r in await stored(pool, tag)) == [
-        ("click", Decimal("5.00")), ("open", None), ("purchase", Decimal("5.00")), ("purchase", Decimal("6.00"))]
+        ("click", Decimal("5.00")), ("open", None), ("open", None),
+        ("purchase", Decimal("5.00")), ("purchase", Decimal("5.00")), ("purchase", Decimal("5.00")),
+        ("purchase", Decimal("6.00"))]
+
+    again = await import_interactions(pool, path, mapping, None, batch_size=3)
+    assert (again.imported, again.skipped_duplicates) == (0, 7)
+
+    with path.open("a", encoding="utf-8") as out:
+        out.write(f"{tag}-a\t2019-03-01\t5\tpurchase\n")
+    appended = await import_interactions(pool, path, mapping, None, batch_size=2)
+    assert (appended.imported, appended.skipped_duplicates) == (1, 7)
+    assert await pool.fetchval(
+        """SELECT sum(i.value) FROM interactions i JOIN leads l ON l.id = i.lead_id
+           WHERE l.external_id = $1 AND i.type = 'purchase'""", f"{tag}-a") == Decimal("26.00")
+
+
+async def test_a_row_stored_once_before_identical_rows_counted_gets_its_missing_twin(pool, tmp_path, tag):
+    """A file imported when identical rows were kept once: importing it again adds the lost occurrence."""
+    lead = await existing_lead(pool, f"{tag}-a")
+    await pool.execute("INSERT INTO interactions (lead_id, type, value, occurred_at) VALUES ($1, 'purchase', 5, $2)",
+                       lead, datetime(2019, 4, 2, tzinfo=UTC))
+    path = write(tmp_path, f"customer_id,date,dollar_value\n{tag}-a,2019-04-02,5\n{tag}-a,2019-04-02,5\n")
+
+    result = await import_interactions(pool, path, MAPPING, "purchase")
+
+    assert (result.imported, result.skipped_duplicates) == (1, 1)
+    assert [r[2] for r in await stored(pool, tag)] == [Decimal("5.00"), Decimal("5.00")]
 
 
 async def test_a_campaign_that_does_not_exist_rejects_its_rows_only(pool, tmp_path, tag):
