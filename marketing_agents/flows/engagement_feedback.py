@@ -50,6 +50,7 @@ from pydantic import ValidationError
 from marketing_agents.actors.behaviour_scoring import BehaviourScorer
 from marketing_agents.actors.engagement import ContactPolicy, fits_weekly_cap, lead_zone
 from marketing_agents.domain import Channel, InteractionType, LeadStatus, Touchpoint
+from marketing_agents.domain.common import utc_now
 from marketing_agents.domain.feedback import (
     ConversionRecord,
     FeedbackEffect,
@@ -62,7 +63,8 @@ from marketing_agents.domain.feedback import (
     PlanChange,
     RescheduledTouchpoint,
 )
-from marketing_agents.domain.field_errors import ItemError, field_errors
+from marketing_agents.domain.field_errors import FieldError, InvalidFields, ItemError, field_error, field_errors
+from marketing_agents.domain.interaction import InteractionWindow
 from marketing_agents.errors import RequestError, StorageError
 from marketing_agents.memory.event_bus import EventBus, OutgoingEvent, publish_after_commit
 from marketing_agents.memory.ports import ShortTermPort
@@ -230,24 +232,34 @@ class EngagementFeedback:
     An interaction with a ``conversation_id`` is also a turn of that thread in short-term memory, where
     agents and the MCP resource ``memory://short-term/{conversation_id}`` read the conversation so far;
     PostgreSQL keeps the interaction itself, so a turn that Redis misses is only a slower read.
+    With a ``window`` (domain/interaction.InteractionWindow, from the settings), an ``occurred_at`` outside
+    it is refused, and so is a batch that would add more monthly partitions than it allows, before
+    anything is written.
     """
 
     def __init__(self, interactions: InteractionRepository, events: EventBus | None = None,
                  policy: FeedbackPolicy | None = None, conversations: ShortTermPort | None = None,
-                 scorer: BehaviourScorer | None = None) -> None:
+                 scorer: BehaviourScorer | None = None, window: InteractionWindow | None = None) -> None:
         self._interactions = interactions
         self._events = events
         self._conversations = conversations
         self.policy = policy or FeedbackPolicy()
         self.scorer = scorer
+        self.window = window
 
     async def record(self, interaction: NewInteraction) -> InteractionOutcome:
         """Stores one interaction and what it changes (all or nothing).
 
-        Raises NotFound for an unknown lead, RequestError for an unknown campaign, Conflict for an
-        ``external_id`` already used by a different interaction of the lead, StorageError when
-        PostgreSQL is unavailable; nothing is written in any of these cases.
+        Raises InvalidFields (422 naming ``interaction.occurred_at``) outside the window, NotFound for an
+        unknown lead, RequestError for an unknown campaign, Conflict for an ``external_id`` already used
+        by a different interaction of the lead, StorageError when PostgreSQL is unavailable; nothing is
+        written in any of these cases.
         """
+        if problems := self._outside_window(interaction, "interaction.occurred_at"):
+            raise InvalidFields.of(problems)
+        return await self._record(interaction)
+
+    async def _record(self, interaction: NewInteraction) -> InteractionOutcome:
         outcome = await self._interactions.record(interaction, self.policy.decide, agent=AGENT,
                                                   rescore=self.scorer.rescore if self.scorer else None)
         if outcome.status == "stored":
@@ -270,15 +282,31 @@ class EngagementFeedback:
 
         A StorageError stops the batch and propagates (the client sees 503): the items before it are
         stored, and sending the same batch again stores only the rest, because each stored item is
-        then recognised as a duplicate.
+        then recognised as a duplicate. Every item is validated before any is recorded: a batch whose
+        valid items fall in more months without a partition than the window allows is refused whole
+        (InvalidFields naming ``batch.interactions``), with nothing written.
         """
-        results: list[InteractionItemResult] = []
-        for index, raw in enumerate(items):
+        checked: list[NewInteraction | ItemError] = []
+        for raw in items:
             try:
                 interaction = NewInteraction.model_validate(raw)
-                outcome = await self.record(interaction)
             except ValidationError as exc:
-                results.append(InteractionItemResult(index=index, status="error", error=_invalid(exc)))
+                checked.append(_invalid(exc))
+                continue
+            problems = self._outside_window(interaction, "occurred_at")
+            checked.append(_invalid_fields(problems) if problems else interaction)
+        if self.window is not None:
+            missing = await self._interactions.missing_months(
+                i.occurred_at for i in checked if isinstance(i, NewInteraction))
+            if problem := self.window.too_many_new_partitions(missing):
+                raise InvalidFields.of([field_error("batch.interactions", problem, "value_error")])
+        results: list[InteractionItemResult] = []
+        for index, item in enumerate(checked):
+            if isinstance(item, ItemError):
+                results.append(InteractionItemResult(index=index, status="error", error=item))
+                continue
+            try:
+                outcome = await self._record(item)
             except StorageError:
                 raise
             except RequestError as exc:
@@ -289,6 +317,11 @@ class EngagementFeedback:
         return InteractionBatchResult(
             stored=sum(r.status == "stored" for r in results), duplicates=sum(r.status == "duplicate" for r in results),
             errors=sum(r.status == "error" for r in results), results=results)
+
+    def _outside_window(self, interaction: NewInteraction, field: str) -> list[FieldError]:
+        if self.window is None or not (problem := self.window.problem(interaction.occurred_at, utc_now())):
+            return []
+        return [field_error(field, problem, "value_error")]
 
     async def _announce(self, outcome: InteractionOutcome) -> None:
         change = outcome.change
@@ -317,7 +350,10 @@ class EngagementFeedback:
 
 
 def _invalid(exc: ValidationError) -> ItemError:
-    fields = field_errors(exc.errors())
+    return _invalid_fields(field_errors(exc.errors()))
+
+
+def _invalid_fields(fields: list[FieldError]) -> ItemError:
     message = "; ".join(f"{f['field']}: {f['message']}" for f in fields)
     return ItemError(code="validation_error", message=f"invalid interaction: {message}", details=fields)
 
