@@ -27,6 +27,7 @@ from marketing_agents.memory.redis_layout import (
     EVENT_TOPICS,
     PREFIX,
     TtlPolicy,
+    erased_marker,
     event_stream,
     lead_index,
 )
@@ -80,9 +81,11 @@ class EventBus:
         ts = utc_now().isoformat()
         head = '{"type":' + json.dumps(event_type)
         tail = ',"ts":' + json.dumps(ts) + ',"payload":' + json.dumps(payload, default=str) + "}"
+        lead = _lead_of(topic, payload)
         seq = await self.store.publish_numbered(
             EVENT_SEQUENCE, event_stream(topic), event_channel(topic), head, tail,
-            self.policy.event_replay, self.policy.event_replay_s, _lead_index_of_topic(topic))
+            self.policy.event_replay, self.policy.event_replay_s, _lead_index_of_topic(topic),
+            unless=None if lead is None else erased_marker(lead))
         return Event(type=event_type, id=str(seq), ts=ts, payload=payload)
 
     async def event_backlog(self, topics: list[str], after: int | None, limit: int | None = None) -> EventBacklog:
@@ -132,6 +135,15 @@ async def publish_after_commit(bus: EventBus | None, events: Iterable[OutgoingEv
 
 def event_channel(topic: str) -> str:
     return f"{PREFIX}:events:{topic}"
+
+
+def _lead_of(topic: str, payload: dict[str, Any]) -> str | None:
+    """The lead an event is about: its own topic's, else the payload's ``lead_id``. An event about a lead
+    erased meanwhile is dropped (``redis_layout.erased_marker``), on every topic."""
+    if topic.startswith("lead:"):
+        return topic.removeprefix("lead:")
+    lead = payload.get("lead_id")
+    return None if lead is None else str(lead)
 
 
 def _lead_index_of_topic(topic: str) -> str | None:

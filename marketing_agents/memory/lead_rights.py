@@ -41,7 +41,11 @@ class LeadDataRights:
                           short_term=stored.get("short_term") or {}, semantic=stored.get("semantic", ""))
 
     async def erase(self, lead_id: UUID) -> LeadErasureReport:
-        """Erases the lead from every tier; NotFound when there was no such lead (or it is gone already)."""
+        """Erases the lead from every tier; NotFound when there never was such a lead.
+
+        Erasing an erased lead answers the erasure's report again (and cleans Redis again), so that a
+        client whose first call failed half-way can retry until it gets an answer.
+        """
         removed = await self._memory.forget(lead_id)
         if not removed.get("leads"):
             raise _unknown(lead_id)

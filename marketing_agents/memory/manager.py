@@ -90,10 +90,16 @@ class UnifiedMemoryManager:
 
         PostgreSQL goes first and in one transaction (the lead row cascades to its profile, episodes,
         interactions, handoffs, plans and touchpoints); then the short-term keys. The knowledge graph
-        holds no personal data, so it has nothing to remove.
+        holds no personal data, so it has nothing to remove. PostgreSQL keeps a record of the erasure,
+        so a call after a Redis failure gets the first call's report back, cleans Redis again (deleting
+        what is gone already is harmless) and only then marks the erasure finished.
         """
+        await self.short_term.seal_lead(lead_id)  # first: whatever is still under way cannot write back
         removed = await self.leads.erase(lead_id)
-        removed["short_term_keys"] = await self.short_term.forget_lead(lead_id)
+        keys = await self.short_term.forget_lead(lead_id)
+        removed["short_term_keys"] = removed.get("short_term_keys", 0) + keys
+        if removed.get("leads"):
+            await self.leads.erasure_finished(lead_id, removed)
         return removed
 
     async def export(self, lead_id: UUID) -> dict[str, Any] | None:

@@ -15,9 +15,18 @@ from typing import Any, Protocol
 from uuid import UUID
 
 from marketing_agents.domain.episode import Episode, EpisodeOutcome, Insight, InsightKind, SimilarEpisode
-from marketing_agents.domain.graph import ChannelRecommendation, GraphEdge, GraphNode, GraphPath, Neighbour, RelationType
+from marketing_agents.domain.graph import (
+    ChannelRecommendation,
+    GraphEdge,
+    GraphNode,
+    GraphPath,
+    Neighbour,
+    Neighbourhood,
+    RelationType,
+)
 from marketing_agents.domain.rfm import RfmScore
 from marketing_agents.memory.short_term import Turn
+from marketing_agents.stores.graph_port import MAX_NEIGHBOURS
 
 
 class ShortTermPort(Protocol):
@@ -38,6 +47,8 @@ class ShortTermPort(Protocol):
     async def temp(self, name: str) -> Any | None: ...
 
     async def cached_lead_ids(self) -> list[UUID]: ...
+
+    async def seal_lead(self, lead_id: UUID) -> None: ...
 
     async def forget_lead(self, lead_id: UUID) -> int: ...
 
@@ -80,6 +91,9 @@ class SemanticPort(Protocol):
     async def neighbours(self, node_id: str, depth: int = 1,
                          types: list[RelationType] | None = None) -> list[Neighbour]: ...
 
+    async def neighbourhood(self, node_id: str, depth: int = 1, types: list[RelationType] | None = None,
+                            limit: int = MAX_NEIGHBOURS) -> Neighbourhood: ...
+
     async def explain(self, source: str, target: str, max_depth: int = 6) -> GraphPath | None: ...
 
     async def best_channels(self, industry: str, persona: str, limit: int = 3) -> list[ChannelRecommendation]: ...
@@ -89,6 +103,8 @@ class LeadRecords(Protocol):
     """What the manager needs of the lead store for erasure and access."""
 
     async def erase(self, lead_id: UUID) -> dict[str, int]: ...
+
+    async def erasure_finished(self, lead_id: UUID, removed: dict[str, int]) -> None: ...
 
     async def export(self, lead_id: UUID) -> dict[str, Any] | None: ...
 

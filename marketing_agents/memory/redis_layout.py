@@ -9,6 +9,7 @@ names they share are defined here, once; a key only one port uses is named in th
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 from uuid import UUID
 
@@ -43,6 +44,20 @@ DEFAULT_POLICY = TtlPolicy()
 def lead_index(lead_id: UUID) -> str:
     """The set listing every key about the lead, so that erasing it needs no scan of the keyspace."""
     return f"{PREFIX}:lead:{lead_id}:keys"
+
+
+# How long an erased lead's marker keeps late writers out: longer than anything started before the erasure
+# can still be under way (a touchpoint's send, a handoff's lease, an event published after its commit).
+ERASED_MARKER_S = 24 * 3600
+
+
+def erased_marker(lead_id: UUID | str) -> str:
+    """The key that says a lead was erased, named by the digest of its id (the key must not name the lead).
+
+    Erasure sets it before anything is deleted; an event about the lead published after that is dropped
+    rather than written back into the streams that erasure has just cleaned.
+    """
+    return f"{PREFIX}:erased:{hashlib.sha256(str(lead_id).encode()).hexdigest()}"
 
 
 def event_stream(topic: str) -> str:

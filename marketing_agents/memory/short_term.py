@@ -18,9 +18,11 @@ from marketing_agents.domain import utc_now
 from marketing_agents.domain.common import DomainModel
 from marketing_agents.memory.redis_layout import (
     DEFAULT_POLICY,
+    ERASED_MARKER_S,
     EVENT_TOPICS,
     PREFIX,
     TtlPolicy,
+    erased_marker,
     event_stream,
     lead_index,
 )
@@ -82,6 +84,11 @@ class ShortTermMemory:
         """Leads whose working context is still cached."""
         keys = await self.store.keys_matching(f"{PREFIX}:lead:*:context")
         return [UUID(key.split(":")[2]) for key in keys]
+
+    async def seal_lead(self, lead_id: UUID) -> None:
+        """Marks the lead erased before its data goes, so that an event about it that is published while
+        (or after) the erasure runs is dropped instead of written back (``redis_layout.erased_marker``)."""
+        await self.store.set_marker(erased_marker(lead_id), ERASED_MARKER_S)
 
     async def forget_lead(self, lead_id: UUID) -> int:
         """Deletes every key the lead's index lists (its event stream too) and the lead's events from the

@@ -21,10 +21,18 @@ from typing import Any
 from uuid import UUID
 
 import ray
-from ray.exceptions import ActorUnavailableError, RayActorError
+from ray.exceptions import RayError, RayTaskError
 
 from marketing_agents.domain.episode import Episode, EpisodeOutcome, Insight, InsightKind, SimilarEpisode
-from marketing_agents.domain.graph import ChannelRecommendation, GraphEdge, GraphNode, GraphPath, Neighbour, RelationType
+from marketing_agents.domain.graph import (
+    ChannelRecommendation,
+    GraphEdge,
+    GraphNode,
+    GraphPath,
+    Neighbour,
+    Neighbourhood,
+    RelationType,
+)
 from marketing_agents.domain.rfm import RfmScore
 from marketing_agents.errors import StorageError
 from marketing_agents.memory.episodic import EpisodicMemory
@@ -36,6 +44,7 @@ from marketing_agents.memory.short_term import ShortTermMemory, Turn
 from marketing_agents.settings import Settings, get_settings
 from marketing_agents.stores.connection_budget import budgeted
 from marketing_agents.stores.connections import StoreConnections
+from marketing_agents.stores.graph_port import MAX_NEIGHBOURS
 from marketing_agents.stores.postgres import LeadErasure
 from marketing_agents.stores.postgres_episodic import PostgresEpisodicStore
 from marketing_agents.stores.postgres_long_term import PostgresLongTermStore
@@ -141,16 +150,16 @@ class ActorTier:
     async def _deliver(self, batch: list[tuple[Call, asyncio.Future]]) -> None:
         try:
             outcomes = await self._handle.invoke_many.remote([call for call, _ in batch])
-        except (RayActorError, ActorUnavailableError) as exc:
-            # The tier's actor died or is restarting (its node went away): to callers that is a
-            # store they cannot reach for a moment, which each of them already knows how to handle.
+        except Exception as exc:  # noqa: BLE001 - every caller in the batch hears it
+            # The tier's actor died or is restarting (its process crashed, its node went away), or Ray
+            # lost the call on the way: to callers that is a store they cannot reach for a moment, which
+            # each of them already knows how to handle (503 with Retry-After at the edge). The actor's own
+            # error (a RayTaskError: it could not open its stores) and an argument that cannot be
+            # serialised reach every caller as they are.
+            unreachable = isinstance(exc, RayError) and not isinstance(exc, RayTaskError)
             for (method, _, _), answer in batch:
-                _settle(answer, False, StorageError(
-                    f"memory tier actor unavailable for {method}: {type(exc).__name__}"))
-            return
-        except Exception as exc:  # noqa: BLE001 - e.g. an argument that cannot be serialised: every caller hears it
-            for _, answer in batch:
-                _settle(answer, False, exc)
+                _settle(answer, False, StorageError(f"memory tier actor unavailable for {method}: {type(exc).__name__}")
+                        if unreachable else exc)
             return
         for (_, answer), (ok, value) in zip(batch, outcomes, strict=True):
             _settle(answer, ok, value)
@@ -195,6 +204,9 @@ class ShortTermActor(ActorTier):
 
     async def cached_lead_ids(self) -> list[UUID]:
         return await self._call("cached_lead_ids")
+
+    async def seal_lead(self, lead_id: UUID) -> None:
+        return await self._call("seal_lead", lead_id)
 
     async def forget_lead(self, lead_id: UUID) -> int:
         return await self._call("forget_lead", lead_id)
@@ -253,6 +265,10 @@ class SemanticActor(ActorTier):
                          types: list[RelationType] | None = None) -> list[Neighbour]:
         return await self._call("neighbours", node_id, depth, types)
 
+    async def neighbourhood(self, node_id: str, depth: int = 1, types: list[RelationType] | None = None,
+                            limit: int = MAX_NEIGHBOURS) -> Neighbourhood:
+        return await self._call("neighbourhood", node_id, depth, types, limit)
+
     async def explain(self, source: str, target: str, max_depth: int = 6) -> GraphPath | None:
         return await self._call("explain", source, target, max_depth)
 
@@ -263,6 +279,9 @@ class SemanticActor(ActorTier):
 class LeadRecordsActor(ActorTier):
     async def erase(self, lead_id: UUID) -> dict[str, int]:
         return await self._call("erase", lead_id)
+
+    async def erasure_finished(self, lead_id: UUID, removed: dict[str, int]) -> None:
+        return await self._call("erasure_finished", lead_id, removed)
 
     async def export(self, lead_id: UUID) -> dict[str, Any] | None:
         return await self._call("export", lead_id)

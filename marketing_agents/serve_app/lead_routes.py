@@ -16,7 +16,11 @@
   same sort and order is 400 ``invalid_cursor``.
 - ``GET /api/v1/leads/{id}/profile``, ``GET /api/v1/leads/{id}/export``, ``DELETE /api/v1/leads/{id}``:
   long-term memory with RFM and behaviour; everything every tier holds; erasure from every tier with
-  what was removed where. 404 for an unknown lead, also for a second erasure.
+  what was removed where. 404 for an unknown lead. Erasure also takes the lead out of other leads'
+  handoff packages and the audit, and keeps only digests (``stores/postgres_erasure``): a record of
+  the erasure, so that repeating the DELETE (say after Redis failed half-way, a 503) finishes the
+  erasure and answers its report, and a suppression list, so that an import does not re-create the
+  lead. A person who comes back through ``POST /api/v1/leads`` is a fresh opt-in: a new lead.
 """
 
 from __future__ import annotations

@@ -31,6 +31,7 @@ from marketing_agents.domain import (
 from marketing_agents.domain.engagement import Touchpoint, TouchpointStatus
 from marketing_agents.errors import IdempotencyKeyReused, LeadExists, StorageError
 from marketing_agents.settings import Settings
+from marketing_agents.stores import postgres_erasure
 
 LEADS_SCOPE = "POST /api/v1/leads"
 
@@ -54,16 +55,35 @@ async def create_pool(settings: Settings) -> asyncpg.Pool:
             max_inactive_connection_lifetime=60.0,
             init=init_connection,
         )
-    except (OSError, asyncpg.PostgresError) as exc:
-        raise StorageError(f"cannot connect to PostgreSQL: {exc}") from exc
+    except (*UNAVAILABLE, asyncpg.PostgresError) as exc:
+        raise StorageError(f"cannot connect to PostgreSQL: {type(exc).__name__}: {exc}") from exc
+
+
+# The errors that say "not now" rather than "no": the server is unreachable, shutting down or starting up
+# (57P01, 57P03: OperatorInterventionError, which also covers a cancelled or timed-out statement),
+# out of connections or memory (53xxx: InsufficientResourcesError), a command past its timeout, or a
+# transaction the server rolled back to break a deadlock or a serialization conflict (40xxx), or a
+# standby that took the primary's address and refuses writes (25006). The same request is worth
+# retrying in a moment, so each is a StorageError: 503 with Retry-After. The pool drops a connection
+# that broke and opens a fresh one on the next acquire, so the system reconnects by itself.
+UNAVAILABLE: tuple[type[BaseException], ...] = (
+    OSError,
+    TimeoutError,
+    asyncpg.PostgresConnectionError,
+    asyncpg.InterfaceError,
+    asyncpg.exceptions.OperatorInterventionError,
+    asyncpg.exceptions.InsufficientResourcesError,
+    asyncpg.exceptions.TransactionRollbackError,
+    asyncpg.exceptions.ReadOnlySQLTransactionError,
+)
 
 
 @asynccontextmanager
 async def translated_errors(action: str) -> AsyncIterator[None]:
     try:
         yield
-    except (OSError, asyncpg.PostgresConnectionError, asyncpg.InterfaceError) as exc:
-        raise StorageError(f"PostgreSQL unavailable while trying to {action}: {exc}") from exc
+    except UNAVAILABLE as exc:
+        raise StorageError(f"PostgreSQL unavailable while trying to {action}: {type(exc).__name__}") from exc
 
 
 async def ping(pool: asyncpg.Pool) -> float:
@@ -350,7 +370,11 @@ class LeadRepository:
                       "channels": [tp.channel.value for tp in plan.touchpoints]}, plan.rationale)
 
     async def unsubscribe(self, lead_id: UUID, channels: list[Channel] | None) -> UnsubscribeResult | None:
-        """Withdraws consent and cancels every pending touchpoint on those channels, in one transaction.
+        """Withdraws consent and cancels every touchpoint on those channels not sent yet, in one transaction.
+
+        That includes touchpoints a dispatcher has claimed (``sending``): it sends a claimed one only
+        while the row is still ``sending``, so once this commits none of them goes out. One being sent
+        right now is locked by its dispatcher; this waits for it, and finds it sent.
 
         Returns None for an unknown lead. The unsubscribe is also recorded as an interaction, so that
         memory learns which journeys end this way.
@@ -364,7 +388,8 @@ class LeadRepository:
                                lead_id, {**consent, **{name: False for name in names}})
             cancelled = await conn.execute(
                 """UPDATE touchpoints SET status = 'cancelled', last_error = 'unsubscribed'
-                   WHERE lead_id = $1 AND status = 'pending' AND channel = ANY($2::text[])""", lead_id, names)
+                   WHERE lead_id = $1 AND status IN ('pending', 'sending') AND channel = ANY($2::text[])""",
+                lead_id, names)
             now = await conn.fetchval("SELECT now()")
             await conn.execute("SELECT mas_ensure_interaction_partitions($1, $1)", now)
             await conn.execute(
@@ -438,12 +463,29 @@ class LeadErasure:
         self._pool = pool
 
     async def erase(self, lead_id: UUID) -> dict[str, int]:
-        """Deletes the lead and, by cascade, every row about it, in one transaction; returns the counts."""
+        """Deletes the lead and, by cascade, every row about it, in one transaction; returns the counts.
+
+        The same transaction takes the lead out of rows about others, suppresses its identity and
+        records the erasure (``postgres_erasure``). A lead erased before answers that erasure's report,
+        so that a retry can finish what Redis did not; an unknown lead answers ``{"leads": 0}``.
+        """
         async with translated_errors("erase a lead"), self._pool.acquire() as conn, conn.transaction():
+            # Locks the lead: a concurrent erasure waits, then finds it gone and answers the report.
+            lead = await conn.fetchrow("SELECT email, external_id FROM leads WHERE id = $1 FOR UPDATE", lead_id)
+            if lead is None:
+                return await postgres_erasure.earlier_erasure(conn, lead_id) or {"leads": 0}
             counts = {table: await conn.fetchval(f"SELECT count(*) FROM {table} WHERE lead_id = $1", lead_id)
                       for table in LEAD_TABLES}
+            counts[postgres_erasure.RECALLS_ELSEWHERE] = await postgres_erasure.erase_copies(
+                conn, lead_id, lead["email"], lead["external_id"])
             counts["leads"] = int((await conn.execute("DELETE FROM leads WHERE id = $1", lead_id)).split()[-1])
+            await postgres_erasure.record_erasure(conn, lead_id, counts)
         return counts
+
+    async def erasure_finished(self, lead_id: UUID, removed: dict[str, int]) -> None:
+        """Records that every tier is clean, with the whole report (Redis keys included)."""
+        async with translated_errors("record an erasure"):
+            await postgres_erasure.complete_erasure(self._pool, lead_id, removed)
 
     async def export(self, lead_id: UUID) -> dict[str, Any] | None:
         async with translated_errors("export a lead"), self._pool.acquire() as conn:

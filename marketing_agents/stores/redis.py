@@ -66,13 +66,37 @@ return {0, count, math.max(0, tonumber(oldest[2]) + window - now)}
 """
 
 
+# Leases on a capped number of slots (open WebSockets of one API key, across replicas): a sorted set of
+# holders scored by when their lease ends, on the server's clock so that replicas' clocks cannot disagree.
+# Lapsed leases are dropped first, so the slots of a replica that died free themselves; a holder renews
+# with the same call. KEYS: the set; ARGV: holder, limit, lease_ms. Returns {taken (1/0), holders}.
+_LEASE_SLOT = """
+local limit, lease = tonumber(ARGV[2]), tonumber(ARGV[3])
+local time = redis.call('TIME')
+local now = tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000)
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
+local count = redis.call('ZCARD', KEYS[1])
+if not redis.call('ZSCORE', KEYS[1], ARGV[1]) and count >= limit then
+    return {0, count}
+end
+redis.call('ZADD', KEYS[1], now + lease, ARGV[1])
+redis.call('PEXPIRE', KEYS[1], lease)
+return {1, redis.call('ZCARD', KEYS[1])}
+"""
+
+
 # Publishing with replay, atomically: the next number of the global sequence becomes the event's id and
 # its stream entry's id (<n>-0), the entry goes into the capped stream (XADD MAXLEN ~), and the message,
 # with the id spliced between the JSON head and tail, goes to the channel. One script, so that messages
 # reach subscribers in the order of their ids. If the sequence key was lost while a stream survived,
 # the sequence jumps past the stream's last id rather than fail.
-# KEYS: sequence, stream[, index set]; ARGV: channel, maxlen, ttl_s, head, tail. Returns the id.
+# Nothing is written when the key ARGV[6] exists (an erased lead's marker: its late events are dropped).
+# KEYS: sequence, stream[, index set]; ARGV: channel, maxlen, ttl_s, head, tail, marker or ''. Returns the
+# id, 0 when dropped.
 _PUBLISH = """
+if ARGV[6] ~= '' and redis.call('EXISTS', ARGV[6]) == 1 then
+    return 0
+end
 local seq = redis.call('INCR', KEYS[1])
 local last = redis.call('XREVRANGE', KEYS[2], '+', '-', 'COUNT', 1)
 if last[1] then
@@ -87,6 +111,9 @@ redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[2], id .. '-0', 'h', ARGV[4], 't
 redis.call('EXPIRE', KEYS[2], ARGV[3])
 if KEYS[3] then
     redis.call('SADD', KEYS[3], KEYS[2])
+    if redis.call('TTL', KEYS[3]) < tonumber(ARGV[3]) then
+        redis.call('EXPIRE', KEYS[3], ARGV[3])
+    end
 end
 redis.call('PUBLISH', ARGV[1], ARGV[4] .. ',"id":"' .. id .. '"' .. ARGV[5])
 return seq
@@ -120,6 +147,18 @@ for i = 2, #KEYS do
     table.insert(result, {removed, entries})
 end
 return result
+"""
+
+# Listing a key in an index set, which lives at least as long as its longest-lived member: a member
+# written with a TTL of ARGV[2] s extends the set to that TTL (never shortens it), so the set expires
+# with the last of them instead of outliving them forever. A set without a TTL (-1) gets one.
+# KEYS: index; ARGV: member, ttl_s.
+_INDEX = """
+redis.call('SADD', KEYS[1], ARGV[1])
+if redis.call('TTL', KEYS[1]) < tonumber(ARGV[2]) then
+    redis.call('EXPIRE', KEYS[1], ARGV[2])
+end
+return 1
 """
 
 # Erasure from shared streams: deletes every entry of KEYS whose fields contain ARGV[1]. Returns how many.
@@ -159,6 +198,8 @@ class RedisShortTermStore:
         self._publish = client.register_script(_PUBLISH)
         self._events_after = client.register_script(_EVENTS_AFTER)
         self._delete_mentioning = client.register_script(_DELETE_MENTIONING)
+        self._index = client.register_script(_INDEX)
+        self._lease_slot = client.register_script(_LEASE_SLOT)
 
     async def _call(self, action: str, operation):
         try:
@@ -170,7 +211,7 @@ class RedisShortTermStore:
         async with self._client.pipeline(transaction=True) as pipe:
             pipe.set(key, json.dumps(value, default=str), ex=ttl_s)
             if index is not None:
-                pipe.sadd(index, key)
+                await self._index(keys=[index], args=[key, ttl_s], client=pipe)
             await self._call("write a value", pipe.execute())
 
     async def get_json(self, key: str) -> Any | None:
@@ -182,7 +223,7 @@ class RedisShortTermStore:
             pipe.hset(key, mapping={k: json.dumps(v, default=str) for k, v in fields.items()})
             pipe.expire(key, ttl_s)
             if index is not None:
-                pipe.sadd(index, key)
+                await self._index(keys=[index], args=[key, ttl_s], client=pipe)
             await self._call("write a hash", pipe.execute())
 
     async def append_to_hash(self, key: str, value: Any, ttl_s: int, index: str | None = None) -> int:
@@ -207,16 +248,29 @@ class RedisShortTermStore:
         )
         return bool(admitted), int(count), int(retry_ms)
 
+    async def lease_slot(self, key: str, holder: str, limit: int, lease_ms: int) -> tuple[bool, int]:
+        """Takes or renews ``holder``'s lease on one of ``limit`` slots for ``lease_ms``; returns whether
+        it holds one and how many holders there are."""
+        taken, count = await self._call("lease a slot", self._lease_slot(keys=[key], args=[holder, limit, lease_ms]))
+        return bool(taken), int(count)
+
+    async def release_slot(self, key: str, holder: str) -> None:
+        await self._call("release a slot", self._client.zrem(key, holder))
+
     async def publish(self, channel: str, message: dict[str, Any]) -> int:
         return await self._call("publish an event", self._client.publish(channel, json.dumps(message, default=str)))
 
     async def publish_numbered(self, sequence: str, stream: str, channel: str, head: str, tail: str, maxlen: int,
-                               ttl_s: int, index: str | None = None) -> int:
+                               ttl_s: int, index: str | None = None, unless: str | None = None) -> int:
         """Numbers a message from ``sequence``, keeps it in ``stream`` (about ``maxlen`` entries, expiring
-        ``ttl_s`` after the last one) and publishes ``head + ',"id":"<n>"' + tail`` on ``channel``; returns n."""
+        ``ttl_s`` after the last one) and publishes ``head + ',"id":"<n>"' + tail`` on ``channel``; returns n.
+        When the key ``unless`` exists, nothing is written or published and 0 is returned."""
         keys = [sequence, stream] + ([index] if index is not None else [])
-        return int(await self._call("publish an event",
-                                    self._publish(keys=keys, args=[channel, maxlen, ttl_s, head, tail])))
+        return int(await self._call("publish an event", self._publish(
+            keys=keys, args=[channel, maxlen, ttl_s, head, tail, unless or ""])))
+
+    async def set_marker(self, key: str, ttl_s: int) -> None:
+        await self._call("set a marker", self._client.set(key, "1", ex=ttl_s))
 
     async def stream_backlog(self, sequence: str, streams: list[str], after: int | None,
                              count: int) -> tuple[int, dict[str, StreamBacklog]]:

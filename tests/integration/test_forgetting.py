@@ -78,6 +78,7 @@ async def test_erasing_a_lead_leaves_no_row_key_or_node_about_it(memory, pool, r
     assert set((await rows_about(pool, lead_id)).values()) == {0}
     assert [k async for k in redis_client.scan_iter(match=f"*{lead_id}*")] == []
     semantic = tiers["semantic"].store
-    assert not [n for n in await semantic.neighbours("industry:manufacturing", 2) if str(lead_id) in n.node.id]
+    near = (await semantic.neighbours("industry:manufacturing", 2)).neighbours
+    assert not [n for n in near if str(lead_id) in n.node.id]
     assert (await rows_about(pool, keep))["leads"] == 1, "only the erased lead goes"
     assert await tiers["short_term"].context(keep) is not None
