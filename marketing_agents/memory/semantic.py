@@ -18,20 +18,22 @@ from marketing_agents.domain.graph import (
     GraphNode,
     GraphPath,
     Neighbour,
+    Neighbourhood,
     NodeKind,
     RelationType,
     industry_synonyms,
 )
 from marketing_agents.settings import Settings
-from marketing_agents.stores.graph_port import KnowledgeGraphStore
+from marketing_agents.stores.graph_port import MAX_NEIGHBOURS, KnowledgeGraphStore
 from marketing_agents.stores.neo4j_graph import Neo4jGraphStore
 from marketing_agents.stores.postgres_graph import PostgresGraphStore
 
 
 def graph_store_for(settings: Settings, pool: asyncpg.Pool) -> KnowledgeGraphStore:
+    """Neo4j with the settings' login, pool size and query timeout; else the tables in ``pool``'s PostgreSQL."""
     if settings.neo4j_uri:
-        return Neo4jGraphStore.connect(settings.neo4j_uri)
-    return PostgresGraphStore(pool)
+        return Neo4jGraphStore.from_settings(settings)
+    return PostgresGraphStore(pool, settings.graph_query_timeout_s)
 
 
 def starter_graph() -> tuple[list[GraphNode], list[GraphEdge]]:
@@ -70,7 +72,13 @@ class SemanticMemory:
         return industry_synonyms(await self.store.nodes_of_kind(NodeKind.INDUSTRY))
 
     async def neighbours(self, node_id: str, depth: int = 1, types: list[RelationType] | None = None) -> list[Neighbour]:
-        return await self.store.neighbours(node_id, depth, types)
+        """The strongest MAX_NEIGHBOURS nodes around ``node_id``, for agents; see :meth:`neighbourhood`."""
+        return (await self.store.neighbours(node_id, depth, types)).neighbours
+
+    async def neighbourhood(self, node_id: str, depth: int = 1, types: list[RelationType] | None = None,
+                            limit: int = MAX_NEIGHBOURS) -> Neighbourhood:
+        """At most ``limit`` nodes around ``node_id``, and whether more were cut (callers bound by role)."""
+        return await self.store.neighbours(node_id, depth, types, limit)
 
     async def explain(self, source: str, target: str, max_depth: int = 6) -> GraphPath | None:
         return await self.store.shortest_path(source, target, max_depth)

@@ -1,10 +1,14 @@
 """The knowledge-graph port over PostgreSQL tables: the embedded default.
 
-Traversals are recursive CTEs over an undirected view of ``kg_edges``, carrying the visited path to
-avoid cycles; batches are written with ``unnest`` so one statement writes a whole batch.
+Traversals are breadth-first over distinct nodes, one query per hop from the frontier (never a recursive
+walk of every path, which grows exponentially with depth); reads run in a read-only transaction under
+``SET LOCAL statement_timeout``; batches are written with ``unnest`` so one statement writes a whole batch.
 """
 
 from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 
 import asyncpg
 
@@ -13,19 +17,29 @@ from marketing_agents.domain.graph import (
     GraphEdge,
     GraphNode,
     GraphPath,
-    Neighbour,
+    Neighbourhood,
     NodeKind,
     RelationType,
 )
 from marketing_agents.errors import StorageError
-from marketing_agents.stores.graph_port import MAX_DEPTH, check_depth
+from marketing_agents.stores.graph_port import (
+    MAX_DEPTH,
+    MAX_NEIGHBOURS,
+    check_depth,
+    ring_by_ring,
+    timed_out,
+)
 from marketing_agents.stores.postgres import translated_errors
 
 BATCH = 5000
+DEFAULT_TIMEOUT_S = 5.0  # Settings.graph_query_timeout_s's default
 
-_UNDIRECTED = """
-    SELECT source AS a, target AS b, source, target, type FROM kg_edges
-    UNION ALL SELECT target AS a, source AS b, source, target, type FROM kg_edges
+# Every relationship touching the frontier ($1), from the frontier's end (a) to the other (b): the two
+# halves use the primary key (source, ...) and idx_kg_edge_target, so a ring reads only the frontier's edges.
+_FROM_FRONTIER = """
+    SELECT source AS a, target AS b, source, target, type, weight FROM kg_edges WHERE source = ANY($1::text[])
+    UNION ALL
+    SELECT target AS a, source AS b, source, target, type, weight FROM kg_edges WHERE target = ANY($1::text[])
 """
 
 
@@ -39,8 +53,21 @@ def _edge(row: asyncpg.Record) -> GraphEdge:
 
 
 class PostgresGraphStore:
-    def __init__(self, pool: asyncpg.Pool) -> None:
+    def __init__(self, pool: asyncpg.Pool, query_timeout_s: float = DEFAULT_TIMEOUT_S) -> None:
         self._pool = pool
+        self._timeout_s = query_timeout_s
+
+    @asynccontextmanager
+    async def _reading(self, action: str) -> AsyncIterator[asyncpg.Connection]:
+        """A connection in a read-only transaction whose statements PostgreSQL cancels after the timeout
+        (SET LOCAL: the pool's connection goes back without it); a cancelled one is a GraphQueryTimeout."""
+        async with translated_errors(action):
+            try:
+                async with self._pool.acquire() as conn, conn.transaction(readonly=True):
+                    await conn.execute(f"SET LOCAL statement_timeout = {max(1, round(self._timeout_s * 1000))}")
+                    yield conn
+            except asyncpg.QueryCanceledError as exc:
+                raise timed_out(action, self._timeout_s) from exc
 
     async def upsert_nodes(self, nodes: list[GraphNode]) -> int:
         async with translated_errors("write graph nodes"), self._pool.acquire() as conn:
@@ -78,65 +105,72 @@ class PostgresGraphStore:
         return len(edges)
 
     async def node(self, node_id: str) -> GraphNode | None:
-        async with translated_errors("read a graph node"):
-            row = await self._pool.fetchrow("SELECT * FROM kg_nodes WHERE id = $1", node_id)
+        async with self._reading("read a graph node") as conn:
+            row = await conn.fetchrow("SELECT * FROM kg_nodes WHERE id = $1", node_id)
         return _node(row) if row else None
 
     async def nodes_of_kind(self, kind: NodeKind) -> list[GraphNode]:
-        async with translated_errors("read graph nodes"):
-            rows = await self._pool.fetch("SELECT * FROM kg_nodes WHERE kind = $1 ORDER BY id", kind.value)
+        async with self._reading("read graph nodes") as conn:
+            rows = await conn.fetch("SELECT * FROM kg_nodes WHERE kind = $1 ORDER BY id", kind.value)
         return [_node(r) for r in rows]
 
-    async def neighbours(self, node_id: str, depth: int, types: list[RelationType] | None = None) -> list[Neighbour]:
-        check_depth(depth)
+    async def neighbours(self, node_id: str, depth: int, types: list[RelationType] | None = None,
+                         limit: int = MAX_NEIGHBOURS) -> Neighbourhood:
         type_names = [t.value for t in types] if types else None
-        async with translated_errors("traverse the graph"):
-            rows = await self._pool.fetch(
-                f"""WITH RECURSIVE edges AS ({_UNDIRECTED}),
-                    walk(id, distance, seen) AS (
-                        SELECT $1::text, 0, ARRAY[$1::text]
-                        UNION ALL
-                        SELECT e.b, w.distance + 1, w.seen || e.b
-                        FROM walk w JOIN edges e ON e.a = w.id
-                        WHERE w.distance < $2 AND NOT e.b = ANY(w.seen)
-                          AND ($3::text[] IS NULL OR e.type = ANY($3::text[]))),
-                    reached AS (SELECT id, min(distance) AS distance FROM walk WHERE id <> $1 GROUP BY id)
-                    -- Each reached node by its primary key: the planner cannot estimate how few rows a
-                    -- walk yields, and a plain join made it scan every node (bench_graph: 300x slower).
-                    SELECT n.*, r.distance FROM reached r
-                    CROSS JOIN LATERAL (SELECT * FROM kg_nodes k WHERE k.id = r.id) n
-                    ORDER BY r.distance, n.id""",
-                node_id, depth, type_names,
-            )
-        return [Neighbour(node=_node(r), distance=r["distance"]) for r in rows]
+        async with self._reading("traverse the graph") as conn:
+            async def expand(frontier: list[str], seen: list[str], most: int) -> list[tuple[GraphNode, float]]:
+                rows = await conn.fetch(
+                    f"""WITH ring AS (
+                            SELECT e.b AS id, max(e.weight) AS weight FROM ({_FROM_FRONTIER}) e
+                            LEFT JOIN unnest($2::text[]) AS s(id) ON s.id = e.b
+                            WHERE s.id IS NULL AND ($3::text[] IS NULL OR e.type = ANY($3::text[]))
+                            GROUP BY e.b ORDER BY weight DESC, e.b LIMIT $4)
+                        SELECT n.*, r.weight AS reached_by FROM ring r
+                        CROSS JOIN LATERAL (SELECT * FROM kg_nodes k WHERE k.id = r.id) n
+                        ORDER BY r.weight DESC, n.id""",
+                    frontier, seen, type_names, most)
+                return [(_node(r), float(r["reached_by"])) for r in rows]
+
+            return await ring_by_ring(node_id, depth, limit, expand)
 
     async def shortest_path(self, source: str, target: str, max_depth: int = MAX_DEPTH) -> GraphPath | None:
+        """Breadth-first from ``source`` over distinct nodes, one query per hop, each node remembering the
+        relationship it was first reached by; the path is read back from ``target`` once it is reached."""
         check_depth(max_depth)
-        async with translated_errors("find a path"), self._pool.acquire() as conn:
-            row = await conn.fetchrow(
-                f"""WITH RECURSIVE edges AS ({_UNDIRECTED}),
-                    walk(id, hops, seen, via) AS (
-                        SELECT $1::text, 0, ARRAY[$1::text], ARRAY[]::text[]
-                        UNION ALL
-                        SELECT e.b, w.hops + 1, w.seen || e.b, w.via || (e.source || '|' || e.target || '|' || e.type)
-                        FROM walk w JOIN edges e ON e.a = w.id
-                        WHERE w.hops < $3 AND NOT e.b = ANY(w.seen) AND w.id <> $2)
-                    SELECT seen, via FROM walk WHERE id = $2 ORDER BY hops, seen LIMIT 1""",
-                source, target, max_depth,
-            )
-            if row is None:
+        async with self._reading("find a path") as conn:
+            via: dict[str, tuple[str, str, str, str]] = {}  # node -> (previous node, source, target, type)
+            seen, frontier = [source], [source]
+            for _ in range(max_depth):
+                if target in seen or not frontier:
+                    break
+                rows = await conn.fetch(
+                    f"""SELECT DISTINCT ON (e.b) e.b, e.a, e.source, e.target, e.type FROM ({_FROM_FRONTIER}) e
+                        LEFT JOIN unnest($2::text[]) AS s(id) ON s.id = e.b
+                        WHERE s.id IS NULL ORDER BY e.b, e.a, e.source, e.target, e.type""",
+                    frontier, seen)
+                for r in rows:
+                    via[r["b"]] = (r["a"], r["source"], r["target"], r["type"])
+                frontier = [r["b"] for r in rows]
+                seen += frontier
+            if target not in seen:
                 return None
-            node_rows = {r["id"]: r for r in await conn.fetch("SELECT * FROM kg_nodes WHERE id = ANY($1)", row["seen"])}
-            keys = [tuple(v.split("|")) for v in row["via"]]
+            chain = [target]
+            while chain[-1] != source:
+                chain.append(via[chain[-1]][0])
+            ids = chain[::-1]
+            keys = [via[i][1:] for i in ids[1:]]
+            node_rows = {r["id"]: r for r in await conn.fetch("SELECT * FROM kg_nodes WHERE id = ANY($1)", ids)}
             edge_rows = {(r["source"], r["target"], r["type"]): r for r in await conn.fetch(
                 """SELECT * FROM kg_edges WHERE (source, target, type) IN
                    (SELECT * FROM unnest($1::text[], $2::text[], $3::text[]))""",
                 [k[0] for k in keys], [k[1] for k in keys], [k[2] for k in keys])}
-        return GraphPath(nodes=[_node(node_rows[i]) for i in row["seen"]], edges=[_edge(edge_rows[k]) for k in keys])
+        if source not in node_rows:
+            return None
+        return GraphPath(nodes=[_node(node_rows[i]) for i in ids], edges=[_edge(edge_rows[k]) for k in keys])
 
     async def best_channels(self, industry: str, persona: str, limit: int = 3) -> list[ChannelRecommendation]:
-        async with translated_errors("recommend channels"):
-            rows = await self._pool.fetch(
+        async with self._reading("recommend channels") as conn:
+            rows = await conn.fetch(
                 """SELECT c.*, i.weight * p.weight AS score,
                           i.source AS i_source, i.weight AS i_weight, i.provenance AS i_provenance,
                           p.source AS p_source, p.weight AS p_weight, p.provenance AS p_provenance
@@ -160,8 +194,8 @@ class PostgresGraphStore:
         ]
 
     async def counts(self) -> tuple[int, int]:
-        async with translated_errors("count the graph"):
-            row = await self._pool.fetchrow("SELECT (SELECT count(*) FROM kg_nodes) AS n, (SELECT count(*) FROM kg_edges) AS e")
+        async with self._reading("count the graph") as conn:
+            row = await conn.fetchrow("SELECT (SELECT count(*) FROM kg_nodes) AS n, (SELECT count(*) FROM kg_edges) AS e")
         return row["n"], row["e"]
 
     async def clear(self) -> None:

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 
 from marketing_agents.domain.graph import GraphEdge, GraphNode, NodeKind, RelationType
 from marketing_agents.errors import RequestError, StorageError
+from marketing_agents.stores.graph_port import GraphQueryTimeout
+from marketing_agents.stores.neo4j_graph import Neo4jGraphStore
 
 R = RelationType
 
@@ -66,19 +70,19 @@ async def test_a_relationship_to_a_missing_node_is_refused(seeded):
         await seeded.upsert_edges([edge("industry:ghost", "persona:cto", R.RELATES_TO)])
 
 
-async def test_neighbours_by_depth_at_their_shortest_distance(seeded):
-    one_hop = [(n.node.id, n.distance) for n in await seeded.neighbours("persona:cto", 1)]
-    assert one_hop == [("channel:email", 1), ("channel:linkedin", 1), ("channel:webinar", 1),
-                       ("content:roi_guide", 1), ("industry:software", 1)]
-    two_hops = {n.node.id: n.distance for n in await seeded.neighbours("persona:cto", 2)}
+async def test_neighbours_by_depth_at_their_shortest_distance_strongest_first(seeded):
+    one_hop = [(n.node.id, n.distance, n.weight) for n in (await seeded.neighbours("persona:cto", 1)).neighbours]
+    assert one_hop == [("channel:email", 1, 0.9), ("industry:software", 1, 0.9), ("content:roi_guide", 1, 0.6),
+                       ("channel:webinar", 1, 0.5), ("channel:linkedin", 1, 0.4)]
+    two_hops = {n.node.id: n.distance for n in (await seeded.neighbours("persona:cto", 2)).neighbours}
     assert two_hops["product:analytics"] == 2 and two_hops["industry:retail"] == 2
     assert two_hops["channel:email"] == 1, "a node reachable in 1 and 2 hops is at distance 1"
     assert "segment:enterprise" not in two_hops and "persona:cto" not in two_hops
 
 
 async def test_neighbours_can_follow_chosen_relationship_types(seeded):
-    found = [n.node.id for n in await seeded.neighbours("industry:software", 2, [R.SIMILAR_TO, R.RELATES_TO])]
-    assert found == ["industry:retail", "persona:cto"]
+    found = (await seeded.neighbours("industry:software", 2, [R.SIMILAR_TO, R.RELATES_TO])).neighbours
+    assert [n.node.id for n in found] == ["persona:cto", "industry:retail"]
 
 
 async def test_depth_outside_1_to_6_is_a_request_error(seeded):
@@ -128,3 +132,49 @@ async def test_nodes_of_one_kind_in_id_order(seeded):
     industries = await seeded.nodes_of_kind(NodeKind.INDUSTRY)
     assert [n.id for n in industries] == ["industry:retail", "industry:software"]
     assert industries[1].properties == {"synonyms": ["saas", "tech"]}
+
+
+async def test_a_dense_graph_answers_at_depth_6_without_enumerating_its_paths(graph):
+    """A clique of 30 has ~3.4e8 simple paths of up to 6 hops from any node: a traversal that walks paths
+    never ends (nor does a cycle-free variable-length pattern); ring by ring over distinct nodes is instant."""
+    ids = [f"segment:s{i:02d}" for i in range(30)]
+    await graph.upsert_nodes([node(i) for i in ids])
+    await graph.upsert_edges([edge(a, b, R.SIMILAR_TO, 0.5) for n, a in enumerate(ids) for b in ids[n + 1:]])
+    near = await asyncio.wait_for(graph.neighbours(ids[0], 6), timeout=20)
+    assert sorted(n.node.id for n in near.neighbours) == ids[1:] and {n.distance for n in near.neighbours} == {1}
+    assert near.truncated is False
+    path = await asyncio.wait_for(graph.shortest_path(ids[0], ids[-1], max_depth=6), timeout=20)
+    assert [n.id for n in path.nodes] == [ids[0], ids[-1]]
+
+
+async def test_a_neighbourhood_is_cut_at_its_limit_strongest_first_and_says_so(graph):
+    spokes = [f"content:c{i}" for i in range(6)]
+    await graph.upsert_nodes([node("segment:hub"), node("product:beyond"), *[node(s) for s in spokes]])
+    await graph.upsert_edges([edge("segment:hub", s, R.RELATES_TO, round(0.1 * (i + 1), 1)) for i, s in enumerate(spokes)]
+                             + [edge("content:c0", "product:beyond", R.RELATES_TO, 0.9)])
+    cut = await graph.neighbours("segment:hub", 1, limit=3)
+    assert [(n.node.id, n.weight) for n in cut.neighbours] == [
+        ("content:c5", pytest.approx(0.6)), ("content:c4", pytest.approx(0.5)), ("content:c3", pytest.approx(0.4))]
+    assert cut.truncated is True and cut.limit == 3
+    ring = await graph.neighbours("segment:hub", 1, limit=6)
+    assert ring.truncated is False and len(ring.neighbours) == 6
+    two = await graph.neighbours("segment:hub", 2, limit=6)
+    assert two.truncated is True, "the second ring did not fit"
+    assert [n.node.id for n in two.neighbours] == [f"content:c{i}" for i in range(5, -1, -1)]
+    everything = await graph.neighbours("segment:hub", 2, limit=7)
+    assert everything.truncated is False and everything.neighbours[-1].node.id == "product:beyond"
+    assert everything.neighbours[-1].distance == 2
+    with pytest.raises(RequestError, match="limit"):
+        await graph.neighbours("segment:hub", 1, limit=0)
+
+
+async def test_neo4j_cancels_a_read_past_its_timeout(neo4j_uri):
+    """The driver's transaction timeout reaches the server, which terminates the read: a GraphQueryTimeout."""
+    store = Neo4jGraphStore.connect(neo4j_uri, query_timeout_s=0.5)
+    try:
+        with pytest.raises(GraphQueryTimeout, match="longer than 0.5 s"):
+            await asyncio.wait_for(store._read("spin", "UNWIND range(1, 10000000000) AS x RETURN count(x) AS c"),
+                                   timeout=30)
+        assert await store.ping() > 0
+    finally:
+        await store.close()
