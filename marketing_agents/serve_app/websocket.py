@@ -33,7 +33,20 @@ acknowledges the first n frames of the connection. At most ``MAS_WS_SEND_QUEUE``
 unacknowledged, and at most as many events wait in the replica: a client that falls further behind is
 disconnected with 1013 and reconnects with its last event id; one that answers no ping for twice the
 heartbeat is disconnected with 1008. Close codes: 1001 session limit (``MAS_WS_MAX_SESSION_S``), 1008
-bad request, missing pong, 1011 event bus unavailable, 1013 too slow. Each reason says what to do.
+bad request, missing pong, too many sockets of the API key, 1011 event bus unavailable, 1013 too slow,
+replica full. Each reason says what to do.
+
+Limits. An API key holds at most ``MAS_WS_MAX_PER_KEY`` sockets open at once across replicas (leases in
+Redis, ``SocketSlots``, so that a replica that dies frees its sockets' slots within a minute), and a
+replica serves at most ``MAS_WS_MAX_PER_REPLICA``: a socket over either is sent an error
+(``too_many_sockets``, ``replica_full``) and closed, 1008 (close another of the key's sockets first) or
+1013 (try again later, perhaps on another replica). Each subscribe or unsubscribe message may replay
+events, so a socket may send at most ``MAS_WS_SUBSCRIBE_PER_MINUTE`` of them in any minute; one more is
+answered with ``subscribe_rate_limited`` (with ``retry_after_s``) and changes nothing. A message is a
+JSON object of at most ``MAX_MESSAGE_CHARS`` characters, decoded by the API's one rule
+(``domain.json_input``: no NaN or Infinity, no lone surrogate or NUL, no integer beyond 64 bits, no
+deep nesting); anything else is answered with ``bad_message`` or ``message_too_large`` and the socket
+stays open.
 """
 
 from __future__ import annotations
@@ -41,19 +54,23 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import math
 import time
 from collections import defaultdict, deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
-from uuid import UUID
+from uuid import UUID, uuid4
 
 from fastapi import FastAPI, WebSocket
 
 from marketing_agents.domain import utc_now
 from marketing_agents.domain.access import ALL_ROLES
+from marketing_agents.domain.field_errors import field_errors
+from marketing_agents.domain.json_input import UnsafeJson, decode_json
 from marketing_agents.errors import StorageError
 from marketing_agents.memory.event_bus import EVENT_TOPICS, EventBacklog, EventBus
+from marketing_agents.memory.rate_limits import SocketSlots
 from marketing_agents.memory.redis_layout import TtlPolicy
 from marketing_agents.settings import Settings, get_settings
 from marketing_agents.stores.connections import StoreConnections
@@ -62,6 +79,12 @@ from marketing_agents.stores.redis import RedisShortTermStore
 log = logging.getLogger(__name__)
 
 MAX_TOPICS = 100
+# A subscribe message with MAX_TOPICS lead topics is about 4,500 characters; anything far beyond is not
+# a request of this protocol and is refused before it is parsed.
+MAX_MESSAGE_CHARS = 64 * 1024
+MAX_EVENT_ID = 10**18 - 1  # what parse_event_id reads from a string (18 digits), for numbers too
+MAX_SHOWN_CHARS = 80  # of a client's unknown topic, when an error names it
+SOCKET_LEASE_S = 60.0  # how long a dead replica's sockets still count against their keys
 HUB_START_TIMEOUT_S = 10.0
 CLOSE_GOING_AWAY = 1001
 CLOSE_POLICY = 1008
@@ -91,7 +114,7 @@ def parse_event_id(raw: Any) -> int | None:
     if isinstance(raw, bool):
         return None
     if isinstance(raw, int):
-        return raw if raw >= 0 else None
+        return raw if 0 <= raw <= MAX_EVENT_ID else None
     if isinstance(raw, str) and raw.strip().isdigit() and len(raw.strip()) <= 18:
         return int(raw.strip())
     return None
@@ -109,17 +132,140 @@ def may_see(principal: Any, topic: str) -> bool:
     return str(getattr(role, "value", role)) in ROLES_SEEING_EVENTS
 
 
+def key_of(principal: Any) -> str | None:
+    """The API key a socket counts against; None without access control in front of the gateway."""
+    key_id = getattr(principal, "key_id", None)
+    if key_id is None and isinstance(principal, dict):
+        key_id = principal.get("key_id")
+    return None if key_id is None else str(key_id)
+
+
+def _shown(raw: Any) -> str:
+    """A client's value as an error names it, cut short: the answer is not an echo service."""
+    text = str(raw)
+    return text if len(text) <= MAX_SHOWN_CHARS else text[:MAX_SHOWN_CHARS - 3] + "..."
+
+
 @dataclass(frozen=True)
 class GatewayLimits:
     heartbeat_s: float = 20.0
     send_queue: int = 256
     replay_events: int = 1000
     max_session_s: float = 55.0
+    max_per_key: int = 20
+    max_per_replica: int = 1000
+    subscribe_per_minute: int = 60
+    socket_lease_s: float = SOCKET_LEASE_S
 
     @classmethod
     def from_settings(cls, settings: Settings) -> GatewayLimits:
         return cls(settings.ws_heartbeat_s, settings.ws_send_queue, settings.ws_replay_events,
-                   settings.ws_max_session_s)
+                   settings.ws_max_session_s, settings.ws_max_per_key, settings.ws_max_per_replica,
+                   settings.ws_subscribe_per_minute)
+
+
+class MessageThrottle:
+    """At most ``limit`` messages in any ``window_s``, a sliding window on the connection's clock."""
+
+    def __init__(self, limit: int, window_s: float = 60.0, clock: Callable[[], float] = time.monotonic) -> None:
+        self.limit = limit
+        self.window_s = window_s
+        self.clock = clock
+        self._times: deque[float] = deque()
+
+    def take(self) -> float:
+        """Counts one message if the window has room and returns 0; else how many seconds until it has."""
+        now = self.clock()
+        while self._times and now - self._times[0] >= self.window_s:
+            self._times.popleft()
+        if len(self._times) >= self.limit:
+            return self._times[0] + self.window_s - now
+        self._times.append(now)
+        return 0.0
+
+
+@dataclass(frozen=True)
+class Refusal:
+    """Why a socket may not open: the error frame's code and message, and the close code."""
+
+    close_code: int
+    code: str
+    message: str
+
+
+class SocketAdmission:
+    """How many sockets are open: per replica, counted here; per API key, across replicas, in Redis leases
+    (``SocketSlots``) that each socket renews while it is open."""
+
+    def __init__(self, limits: GatewayLimits, slots: SocketSlots | Callable[[], SocketSlots] | None) -> None:
+        self.limits = limits
+        self._slots = slots
+        self.open = 0
+
+    @property
+    def slots(self) -> SocketSlots | None:
+        """The leases, made on first use (a replica may start while Redis is unset or down)."""
+        if self._slots is not None and not isinstance(self._slots, SocketSlots):
+            self._slots = self._slots()
+        return self._slots
+
+    async def admit(self, principal: Any, holder: str) -> Refusal | None:
+        """Counts the socket in (and then ``release`` must follow), or says why it may not open."""
+        cap = self.limits.max_per_replica
+        if self.open >= cap:
+            return Refusal(CLOSE_TRY_AGAIN, "replica_full", f"this replica serves at most {cap} sockets "
+                                                            "(MAS_WS_MAX_PER_REPLICA): try again later")
+        self.open += 1
+        key = key_of(principal)
+        if key is None:
+            return None
+        try:
+            slots = self.slots
+            decision = await slots.take(key, holder, self.limits.max_per_key) if slots is not None else None
+        except StorageError as exc:
+            self.open -= 1
+            log.warning("WebSocket refused: its API key's sockets cannot be counted: %s", exc)
+            return Refusal(CLOSE_INTERNAL, "event_bus_unavailable", "the event bus is unavailable: try again shortly")
+        except BaseException:
+            self.open -= 1
+            raise
+        if decision is not None and not decision.allowed:
+            self.open -= 1
+            return self.too_many(decision.limit)
+        return None
+
+    def too_many(self, limit: int) -> Refusal:
+        return Refusal(CLOSE_POLICY, "too_many_sockets",
+                       f"this API key has {limit} sockets open, the most it may (MAS_WS_MAX_PER_KEY): "
+                       "close one before opening another")
+
+    async def keep(self, principal: Any, holder: str, subscriber: Subscriber) -> None:
+        """Renews the socket's lease until cancelled; a lease that lapsed and whose slot was taken closes it."""
+        key, slots = key_of(principal), self.slots
+        if key is None or slots is None:
+            return
+        while True:
+            await asyncio.sleep(slots.renew_every_s)
+            try:
+                decision = await slots.take(key, holder, self.limits.max_per_key)
+            except StorageError as exc:  # the lease may lapse; the event hub notices a lost Redis itself
+                log.warning("a WebSocket's lease could not be renewed: %s", exc)
+                continue
+            if not decision.allowed:
+                refusal = self.too_many(decision.limit)
+                subscriber.error(refusal.code, refusal.message)
+                subscriber.close(refusal.close_code, refusal.message, flush=True)
+                return
+
+    async def release(self, principal: Any, holder: str) -> None:
+        self.open -= 1
+        key, slots = key_of(principal), self.slots
+        if key is None or slots is None:
+            return
+        try:
+            await slots.release(key, holder)
+        except StorageError as exc:
+            log.warning("a closed WebSocket's slot is kept until its lease lapses: %s", exc)
 
 
 def _frame(kind: str, payload: dict[str, Any]) -> str:
@@ -248,6 +394,7 @@ class Subscriber:
         self._last_ping_at = clock()
         self._ping_due = False
         self.started = clock()
+        self.throttle = MessageThrottle(limits.subscribe_per_minute, 60.0, clock)
 
     # ---- What goes out ----
 
@@ -297,7 +444,7 @@ class Subscriber:
         for raw in raw_topics:
             topic = parse_topic(raw)
             if topic is None:
-                unknown.append(str(raw))
+                unknown.append(_shown(raw))
             elif not may_see(self.principal, topic):
                 forbidden.append(topic)
             elif topic not in valid:
@@ -356,7 +503,7 @@ class Subscriber:
         for raw in raw_topics:
             topic = parse_topic(raw)
             if topic is None:
-                unknown.append(str(raw))
+                unknown.append(_shown(raw))
             elif topic in self.topics:
                 removed.append(topic)
         if unknown:
@@ -460,8 +607,16 @@ class Subscriber:
             if message["type"] == "websocket.disconnect":
                 return
             text = message.get("text")
+            if text is not None and len(text) > MAX_MESSAGE_CHARS:
+                self.error("message_too_large", f"a message is at most {MAX_MESSAGE_CHARS} characters")
+                continue
             try:
-                request = json.loads(text) if text is not None else None
+                request = decode_json(text) if text is not None else None
+            except UnsafeJson as exc:
+                # Names where and why, never the value.
+                self.error("bad_message", f"the message holds what this API does not take: {exc}",
+                           fields=field_errors([p.as_error() for p in exc.problems], "message"))
+                continue
             except ValueError:
                 request = None
             if not isinstance(request, dict):
@@ -477,6 +632,14 @@ class Subscriber:
         elif action == "ping":
             self.notify("pong", {})
         elif action in ("subscribe", "unsubscribe"):
+            wait_s = self.throttle.take()
+            if wait_s:
+                # Each may replay up to the replay buffer: refused before anything is read or changed.
+                retry = max(1, math.ceil(wait_s))
+                self.error("subscribe_rate_limited",
+                           f"at most {self.throttle.limit} subscribe and unsubscribe messages a minute "
+                           f"(MAS_WS_SUBSCRIBE_PER_MINUTE); retry in {retry} s", retry_after_s=retry)
+                return
             topics = request.get("topics")
             if not isinstance(topics, list) or not topics:
                 self.error("bad_message", f"{action} takes a non-empty list of topics: {TOPIC_HELP}")
@@ -524,21 +687,41 @@ class Subscriber:
             self.hub.detach(self)
 
 
-async def serve_events(websocket: WebSocket, hub: EventHub, limits: GatewayLimits) -> None:
+async def serve_events(websocket: WebSocket, hub: EventHub, limits: GatewayLimits,
+                       admission: SocketAdmission | None = None) -> None:
     """One connection, from the handshake to the close."""
     params = websocket.query_params
     topics = [t for value in params.getlist("topics") for t in value.split(",") if t.strip()]
     raw_last = params.get("last_event_id") or websocket.headers.get("last-event-id")
     principal = (websocket.scope.get("state") or {}).get("principal")
     await websocket.accept()
-    subscriber = Subscriber(websocket, hub, limits, principal)
-    last_event_id = None
-    if raw_last:
-        last_event_id = parse_event_id(raw_last)
-        if last_event_id is None:
-            subscriber.error("bad_last_event_id", "last_event_id is the id of an event received, e.g. 42")
-            subscriber.close(CLOSE_POLICY, "bad last_event_id", flush=True)
-    await subscriber.run(topics, last_event_id)
+    # Accepted first so that the refusal reaches browsers too, which see a close code but no HTTP status.
+    admission = admission or SocketAdmission(limits, None)
+    holder = uuid4().hex
+    refusal = await admission.admit(principal, holder)
+    if refusal is not None:
+        try:
+            await websocket.send_text(_frame("error", {"code": refusal.code, "message": refusal.message}))
+            await websocket.close(code=refusal.close_code, reason=_reason(refusal.message))
+        except Exception as exc:  # noqa: BLE001 - a client that left before its refusal needs no answer
+            log.debug("a refused WebSocket left before its refusal was sent: %r", exc)
+        return
+    try:
+        subscriber = Subscriber(websocket, hub, limits, principal)
+        last_event_id = None
+        if raw_last:
+            last_event_id = parse_event_id(raw_last)
+            if last_event_id is None:
+                subscriber.error("bad_last_event_id", "last_event_id is the id of an event received, e.g. 42")
+                subscriber.close(CLOSE_POLICY, "bad last_event_id", flush=True)
+        lease = asyncio.create_task(admission.keep(principal, holder, subscriber))
+        try:
+            await subscriber.run(topics, last_event_id)
+        finally:
+            lease.cancel()
+            await asyncio.gather(lease, return_exceptions=True)
+    finally:
+        await admission.release(principal, holder)
 
 
 def add_websocket_routes(app: FastAPI, stores: StoreConnections, settings: Settings | None = None) -> EventHub:
@@ -546,9 +729,10 @@ def add_websocket_routes(app: FastAPI, stores: StoreConnections, settings: Setti
     settings = settings or get_settings()
     limits = GatewayLimits.from_settings(settings)
     hub = EventHub(lambda: EventBus(RedisShortTermStore(stores.redis()), TtlPolicy.from_settings(settings)))
+    admission = SocketAdmission(limits, lambda: SocketSlots(RedisShortTermStore(stores.redis()), limits.socket_lease_s))
 
     @app.websocket("/ws")
     async def events(websocket: WebSocket) -> None:
-        await serve_events(websocket, hub, limits)
+        await serve_events(websocket, hub, limits, admission)
 
     return hub
