@@ -20,8 +20,10 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import re
 import secrets
 import time
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
@@ -50,14 +52,31 @@ class Principal(BaseModel):
     role: Role
 
 
+def actor_of(principal: Principal) -> str:
+    """How a decision records who made it: the calling key, which names someone access control checked
+    (its name and role are in ``GET /api/v1/keys/{id}``), never what the caller typed."""
+    return f"apikey:{principal.key_id}"
+
+
 # The bootstrap admin key's row in api_keys has this fixed id, so every replica upserts the same row.
 BOOTSTRAP_KEY_ID = UUID("00000000-0000-4000-8000-00000000a0a0")
 BOOTSTRAP_KEY_NAME = "bootstrap admin (MAS_ADMIN_API_KEY)"
 KEY_PREFIX = "mas_"
 
 
+# What generate_key makes: the prefix and 32 random bytes in URL-safe base64, unpadded (43 characters).
+_KEY_SHAPE = re.compile(r"mas_[A-Za-z0-9_-]{43}")
+
+
 def generate_key() -> str:
     return KEY_PREFIX + secrets.token_urlsafe(32)
+
+
+def could_be_key(token: str) -> bool:
+    """Whether ``token`` has the shape of a key generate_key made; a token that has not cannot be in
+    api_keys, so it is refused without a lookup (only the bootstrap key is chosen freely, and it is
+    compared before this)."""
+    return _KEY_SHAPE.fullmatch(token) is not None
 
 
 def hash_key(key: str) -> str:
@@ -159,6 +178,8 @@ ADMINS = frozenset({Role.ADMIN})
 
 READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 WEBSOCKET = "WEBSOCKET"  # the method a WebSocket scope is looked up with
+MCP = "/mcp"
+EXPORT = "/api/v1/leads/{lead_id}/export"
 
 # Served to anyone, without a key.
 PUBLIC_PATHS = frozenset({"/healthz", "/readyz", "/docs", "/docs/oauth2-redirect", "/redoc", "/openapi.json"})
@@ -195,20 +216,46 @@ def _methods(*names: str) -> frozenset[str]:
 
 
 WRITE_METHODS = _methods("POST", "PUT", "PATCH", "DELETE")
+POST = _methods("POST")
 
-# First match wins. What is not listed falls to the default: reads for every role, writes for writers.
+# First match wins; a request no rule matches is refused (deny by default), so a new route needs its own
+# rule here (tests/unit/test_route_policy.py names every route of the app and its roles). Paths are the
+# routed path, without Serve's route_prefix (see routed_path).
 POLICY: tuple[Rule, ...] = (
     Rule(None, "/api/v1/keys/**", ADMINS),
-    Rule(None, "/api/v1/audit/**", ADMINS),
+    Rule(READ_METHODS, "/api/v1/audit", ADMINS),
+    # leads
+    Rule(READ_METHODS, "/api/v1/leads", ALL_ROLES),
+    Rule(POST, "/api/v1/leads", WRITERS),
+    Rule(POST, "/api/v1/leads:batch", WRITERS),
+    Rule(READ_METHODS, "/api/v1/leads/{lead_id}", ALL_ROLES),
     Rule(_methods("DELETE"), "/api/v1/leads/{lead_id}", ADMINS),  # erasure across every tier
-    Rule(READ_METHODS, "/api/v1/leads/{lead_id}/export", DECIDERS),  # everything held about a person
+    Rule(READ_METHODS, "/api/v1/leads/{lead_id}/profile", ALL_ROLES),
+    Rule(READ_METHODS, EXPORT, DECIDERS),  # everything held about a person
+    Rule(POST, "/api/v1/leads/{lead_id}/unsubscribe", WRITERS),
+    Rule(POST, "/api/v1/interactions", WRITERS),
+    # campaigns, optimizations, escalations
+    Rule(READ_METHODS, "/api/v1/campaigns", ALL_ROLES),
+    Rule(POST, "/api/v1/campaigns", WRITERS),
+    Rule(READ_METHODS, "/api/v1/campaigns/{campaign_id}", ALL_ROLES),
+    Rule(_methods("PATCH"), "/api/v1/campaigns/{campaign_id}", WRITERS),
+    Rule(POST, "/api/v1/campaigns/{campaign_id}/metrics", WRITERS),
+    Rule(READ_METHODS, "/api/v1/campaigns/{campaign_id}/performance", ALL_ROLES),
+    Rule(POST, "/api/v1/campaigns/{campaign_id}/optimize", WRITERS),
+    Rule(READ_METHODS, "/api/v1/campaigns/{campaign_id}/optimizations", ALL_ROLES),
+    Rule(READ_METHODS, "/api/v1/optimizations/{optimization_id}", ALL_ROLES),
+    Rule(POST, "/api/v1/optimizations/{optimization_id}/approve", DECIDERS),
+    Rule(POST, "/api/v1/optimizations/{optimization_id}/rollback", DECIDERS),
+    Rule(READ_METHODS, "/api/v1/escalations", ALL_ROLES),
+    Rule(POST, "/api/v1/escalations/{escalation_id}/acknowledge", DECIDERS),
+    # models, memory, the system
+    Rule(READ_METHODS, "/api/v1/models", ALL_ROLES),
     Rule(WRITE_METHODS, "/api/v1/models/**", DECIDERS),  # register, promote, roll back
-    Rule(WRITE_METHODS, "/api/v1/optimizations/{optimization_id}/approve", DECIDERS),
-    Rule(WRITE_METHODS, "/api/v1/optimizations/{optimization_id}/rollback", DECIDERS),
-    Rule(WRITE_METHODS, "/api/v1/escalations/{escalation_id}/acknowledge", DECIDERS),
-    Rule(WRITE_METHODS, "/api/v1/memory/consolidate", DECIDERS),
-    Rule(None, "/ws/**", ALL_ROLES),  # the gateway checks topics with the principal
-    Rule(None, "/mcp/**", ALL_ROLES),  # the MCP server checks each resource and tool with the principal
+    Rule(POST, "/api/v1/memory/consolidate", DECIDERS),
+    Rule(READ_METHODS, "/api/v1/system/status", ALL_ROLES),
+    Rule(READ_METHODS, "/metrics", ALL_ROLES),
+    Rule(None, "/ws", ALL_ROLES),  # the gateway checks topics with the principal
+    Rule(None, MCP, ALL_ROLES),  # the MCP server checks each resource and tool (mcp.authorization, from this table)
 )
 
 
@@ -216,16 +263,27 @@ def is_public(path: str) -> bool:
     return path in PUBLIC_PATHS
 
 
+def routed_path(path: str, root_path: str = "") -> str:
+    """The path the app routes on: ``path`` without the ASGI ``root_path`` it is mounted at.
+
+    Ray Serve keeps the full path in ``scope["path"]`` and puts a non-root ``route_prefix`` into
+    ``scope["root_path"]`` (Ray Serve 2.x's proxy does, ``ray/serve/_private/proxy.py``); Starlette
+    routes on what follows it. The policy must see the same path, or with a prefix no rule would match at all.
+    """
+    root = root_path.rstrip("/")
+    if root and (path == root or path.startswith(root + "/")):
+        return path[len(root):] or "/"
+    return path
+
+
 def allowed_roles(method: str, path: str, policy: tuple[Rule, ...] = POLICY) -> frozenset[Role]:
-    """The roles that may make this request (an empty set for none)."""
+    """The roles that may make this request to the routed ``path``: an empty set when no rule names it."""
     method = method.upper()
     segments = [s for s in path.split("/") if s]
     for rule in policy:
         if rule.matches(method, segments):
             return rule.roles
-    if method in READ_METHODS or method == WEBSOCKET:
-        return ALL_ROLES
-    return WRITERS
+    return frozenset()
 
 
 def is_write(method: str) -> bool:
@@ -238,37 +296,55 @@ class KeyCache:
     """Verifications (a key's hash → its VerifiedKey, or None for unknown or revoked) kept ``ttl_s``.
 
     A request then costs no query; a key revoked on another replica stops working here within ``ttl_s``.
-    Unknown keys are remembered too, so that a client retrying a bad key does not cost a query each time.
+    Unknown keys are remembered too, so that a client retrying a bad key does not cost a query each time,
+    but apart and in a smaller bound (``max_unknown``, the oldest dropped first): anyone can make up
+    tokens, and a flood of them must not push out the verified keys of real clients.
     """
 
-    def __init__(self, ttl_s: float, max_entries: int = 10_000, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(self, ttl_s: float, max_entries: int = 10_000, max_unknown: int = 1_000,
+                 clock: Callable[[], float] = time.monotonic) -> None:
         self.ttl_s = ttl_s
         self.max_entries = max_entries
+        self.max_unknown = max_unknown
         self._clock = clock
-        self._entries: dict[str, tuple[float, VerifiedKey | None]] = {}
+        self._entries: dict[str, tuple[float, VerifiedKey]] = {}
+        self._unknown: OrderedDict[str, float] = OrderedDict()
 
     def get(self, key_hash: str) -> tuple[bool, VerifiedKey | None]:
         """(found, value): found is False when the hash is not cached or its entry expired."""
+        now = self._clock()
         entry = self._entries.get(key_hash)
-        if entry is None:
-            return False, None
-        expires, value = entry
-        if self._clock() >= expires:
+        if entry is not None:
+            if now < entry[0]:
+                return True, entry[1]
             del self._entries[key_hash]
-            return False, None
-        return True, value
+        expires = self._unknown.get(key_hash)
+        if expires is not None:
+            if now < expires:
+                return True, None
+            del self._unknown[key_hash]
+        return False, None
 
     def put(self, key_hash: str, value: VerifiedKey | None) -> None:
         if self.ttl_s <= 0:
             return
-        if len(self._entries) >= self.max_entries:
-            now = self._clock()
+        now = self._clock()
+        if value is None:
+            self._unknown.pop(key_hash, None)
+            while len(self._unknown) >= self.max_unknown:
+                self._unknown.popitem(last=False)
+            self._unknown[key_hash] = now + self.ttl_s
+            return
+        self._unknown.pop(key_hash, None)
+        if key_hash not in self._entries and len(self._entries) >= self.max_entries:
             self._entries = {h: e for h, e in self._entries.items() if e[0] > now}
-            if len(self._entries) >= self.max_entries:
-                self._entries.clear()
-        self._entries[key_hash] = (self._clock() + self.ttl_s, value)
+            while len(self._entries) >= self.max_entries:  # only verified keys get here: drop the oldest
+                del self._entries[next(iter(self._entries))]
+        self._entries[key_hash] = (now + self.ttl_s, value)
 
     def forget_key(self, key_id: UUID) -> None:
         """Drops the entries of one key (revoked here: it stops working at once on this replica)."""
-        self._entries = {h: e for h, e in self._entries.items()
-                         if e[1] is None or e[1].principal.key_id != key_id}
+        self._entries = {h: e for h, e in self._entries.items() if e[1].principal.key_id != key_id}
+
+    def __len__(self) -> int:
+        return len(self._entries) + len(self._unknown)

@@ -26,8 +26,9 @@ from marketing_agents.domain.campaign import MAX_VARIANTS, MetricsRow, Money, Va
 from marketing_agents.domain.common import Text
 from marketing_agents.domain.field_errors import InvalidFields, field_error
 from marketing_agents.domain.optimization import Allocation, EscalationKind, OptimizationDecision, PerformanceReport
+from marketing_agents.domain.text import OneLineStr
 
-CampaignName = Annotated[str, StringConstraints(min_length=1, max_length=200)]
+CampaignName = Annotated[OneLineStr, StringConstraints(min_length=1, max_length=200)]  # one line, as names are
 Actor = Annotated[str, StringConstraints(min_length=1, max_length=200)]
 
 OPTIMIZER = "optimizer"  # ``created_by`` / ``applied_by`` of what the optimizer did on its own
@@ -218,10 +219,20 @@ class OptimizationList(DomainModel):
 
 
 class ActorNote(DomainModel):
-    """Who acts, until access control names the API key: free text, "api" when left out."""
+    """A note for the record of a person's decision. Who decided is the calling API key, which the route
+    records; ``by`` is still accepted from older clients, but only as part of the note: it is what the
+    caller typed, not who the caller is."""
 
-    by: Actor = "api"
+    by: Actor | None = None
+    note: Annotated[str, StringConstraints(max_length=2000)] | None = None
+
+    def stated(self) -> str | None:
+        """The note to keep: ``note``, with ``by`` as what the caller said about who acts."""
+        parts = [self.note] if self.note else []
+        if self.by:
+            parts.append(f"(stated by: {self.by})")
+        return " ".join(parts) or None
 
 
 class Acknowledgement(ActorNote):
-    note: Annotated[str, StringConstraints(max_length=2000)] | None = None
+    """What acknowledging an escalation takes: an optional note."""

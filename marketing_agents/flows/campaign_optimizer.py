@@ -391,8 +391,12 @@ class CampaignOptimizer:
         await publish_after_commit(self._events, events, f"optimization {record.id} of campaign {campaign_id}")
         return record
 
-    async def approve(self, optimization_id: UUID, by: str = "api") -> OptimizationRecord:
-        """Applies a proposed (escalated) optimization unchanged and acknowledges its open escalations."""
+    async def approve(self, optimization_id: UUID, by: str = "api", note: str | None = None) -> OptimizationRecord:
+        """Applies a proposed (escalated) optimization unchanged and acknowledges its open escalations.
+
+        ``by`` is who decided as access control knows them (``domain.access.actor_of``); ``note`` is
+        what they wrote, kept with the acknowledgements and the agent's audit.
+        """
         campaign_id = (await self._optimization(optimization_id)).campaign_id
         now = self._clock()
         async with self._store.locked(campaign_id) as tx:
@@ -407,9 +411,9 @@ class CampaignOptimizer:
             await tx.mark_applied(optimization_id, by, now)
             await self._supersede_owner(tx, stored, optimization_id, now)
             await tx.set_allocation(record.decision.proposed, optimization_id, now)
-            acknowledged = await tx.acknowledge_escalations(optimization_id, by, f"approved optimization "
-                                                            f"{optimization_id}", now)
-            await tx.audit("approve", {"optimization_id": str(optimization_id), "by": by},
+            acknowledged = await tx.acknowledge_escalations(
+                optimization_id, by, f"approved optimization {optimization_id}" + (f": {note}" if note else ""), now)
+            await tx.audit("approve", {"optimization_id": str(optimization_id), "by": by, "note": note},
                            {"optimization_id": str(optimization_id), "status": OptimizationStatus.APPLIED.value,
                             **_allocation_payload(record.decision)},
                            f"approved by {by}: {summarise(record.decision)}", now)
@@ -420,8 +424,9 @@ class CampaignOptimizer:
               for e in acknowledged]], f"approval of optimization {optimization_id} of campaign {campaign_id}")
         return record
 
-    async def rollback(self, optimization_id: UUID, by: str = "api") -> OptimizationRecord:
+    async def rollback(self, optimization_id: UUID, by: str = "api", note: str | None = None) -> OptimizationRecord:
         """Restores the allocation from before ``optimization_id``, if it is still the one in effect.
+        ``by`` and ``note`` as for :meth:`approve`.
 
         Returns the rollback: an applied optimization whose ``rollback_of`` is ``optimization_id`` and whose
         decision's proposed allocation is the restored one.
@@ -446,7 +451,7 @@ class CampaignOptimizer:
             await tx.mark_rolled_back(optimization_id, _stored_id(record), now)
             await tx.mark_superseded([_stored_id(p) for p in await tx.proposals()], _stored_id(record), now)
             await tx.set_allocation(undo.proposed, record.id, now)
-            await tx.audit("rollback", {"optimization_id": str(optimization_id), "by": by},
+            await tx.audit("rollback", {"optimization_id": str(optimization_id), "by": by, "note": note},
                            {"optimization_id": str(record.id), "rollback_of": str(optimization_id),
                             "decision": undo.model_dump(mode="json")},
                            f"optimization {optimization_id} rolled back by {by}: {summarise(undo)}", now)

@@ -5,7 +5,7 @@ and tools with no backend and no stores; the handlers (``mcp.handlers``) answer 
 method its row names and a tool with the method of the tool's name. Exact URIs are matched before
 templates, templates in the order below, which is also the order the MCP SDK tries them in.
 
-Resources (read-only, every role)::
+Resources (read-only; who may read each is ``mcp.authorization``'s, from the REST policy)::
 
     db://leads                       recent leads, newest first; db://leads{?limit,cursor} pages on
     db://leads/{lead_id}             a lead with its triage, handoffs and engagement plan
@@ -20,10 +20,11 @@ Resources (read-only, every role)::
     memory://episodic/similar/{lead_id}, memory://episodic/lead/{lead_id}
 
 Tools: ``triage_lead`` and ``triage_leads`` write (they run the real lead flow: triage, handoff,
-engagement, all stored) and need the admin, operator or service role; the others only read and are
-open to every role, viewer included: ``score_leads``, ``plan_engagement`` (a dry run), ``query_graph``,
-``analyse_campaign`` (performance and a dry-run optimization), ``search_episodes``. Lists are how
-batches arrive: MCP has no JSON-RPC batches since 2025-06-18.
+engagement, all stored) and need a role that may POST leads; the others only read: ``score_leads``,
+``plan_engagement`` (a dry run), ``query_graph``, ``analyse_campaign`` (performance and a dry-run
+optimization), ``search_episodes``. Who may call each is ``mcp.authorization``'s, from the REST
+policy: the interactions, short-term memory and episodes of leads only for the roles that may export.
+Lists are how batches arrive: MCP has no JSON-RPC batches since 2025-06-18.
 """
 
 from __future__ import annotations
@@ -34,8 +35,9 @@ from typing import Any
 
 from mcp.shared.uri_template import UriTemplate
 
-from marketing_agents.domain.access import ALL_ROLES, WRITERS
+from marketing_agents.domain.graph import bounds_text
 from marketing_agents.errors import NotFound
+from marketing_agents.mcp.authorization import roles_for
 
 
 @dataclass(frozen=True)
@@ -68,8 +70,8 @@ class ToolSpec:
 
     @property
     def roles(self) -> frozenset[str]:
-        """Reading is open to every role, viewer included; a tool that writes runs the real lead flow."""
-        return ALL_ROLES if self.read_only else WRITERS
+        """The roles of the REST request the tool equals (``mcp.authorization``: one policy for both)."""
+        return roles_for(self.name)
 
 
 RESOURCES: tuple[ResourceSpec, ...] = (
@@ -100,16 +102,20 @@ RESOURCES: tuple[ResourceSpec, ...] = (
                  "interactions"),
     ResourceSpec("kg://semantic/node/{node_id}", "graph-node", "A graph node",
                  "One node of the knowledge graph by id, e.g. industry:software.", "graph_node"),
-    ResourceSpec("kg://semantic/node/{node_id}/neighbours{?depth,types}", "graph-neighbours", "A node's neighbours",
-                 "Nodes within depth hops (1..6, default 1), optionally only over the given relationship types "
-                 "(comma-separated: RELATES_TO, INFLUENCES, CONVERTS_TO, SIMILAR_TO, PRECEDES).", "graph_neighbours"),
+    ResourceSpec("kg://semantic/node/{node_id}/neighbours{?depth,types,limit}", "graph-neighbours",
+                 "A node's neighbours",
+                 "Nodes within depth hops (default 1), optionally only over the given relationship types "
+                 "(comma-separated: RELATES_TO, INFLUENCES, CONVERTS_TO, SIMILAR_TO, PRECEDES), nearest and "
+                 "strongest first, at most limit of them (truncated says more were cut). Depth and limit are "
+                 f"bounded by the key's role ({bounds_text()}); limit defaults to the role's.", "graph_neighbours"),
     ResourceSpec("kg://semantic/industry/{industry}/channels{?persona,limit}", "industry-channels",
                  "Channels that convert for an industry",
                  "Without persona: every channel the industry converts to, by the industry's weight. With persona: "
                  "the best channels for both, scored by the product of the weights, with the edges as evidence.",
                  "industry_channels"),
     ResourceSpec("kg://semantic/path/{source}/{target}", "graph-path", "How two nodes relate",
-                 "A shortest path between two nodes (at most 6 hops), or null.", "graph_path"),
+                 f"A shortest path between two nodes within the key's role's hops ({bounds_text()}), or null.",
+                 "graph_path"),
     ResourceSpec("kg://semantic/kind/{kind}", "graph-kind", "Nodes of one kind",
                  "Every node of a kind: industry, persona, product, channel, content, campaign or segment.",
                  "graph_kind"),

@@ -40,8 +40,9 @@ from marketing_agents.domain import (
 )
 from marketing_agents.domain.episode import EpisodeOutcome, InsightKind
 from marketing_agents.domain.field_errors import field_errors
-from marketing_agents.domain.graph import NodeKind, RelationType
+from marketing_agents.domain.graph import NodeKind, RelationType, bounds_text, graph_bounds
 from marketing_agents.domain.lead_views import LeadQuery
+from marketing_agents.domain.limits import MAX_PAGE_OFFSET
 from marketing_agents.domain.persona import persona_of
 from marketing_agents.errors import Conflict, MarketingAgentsError, NotFound, RequestError
 from marketing_agents.mcp.authorization import authorize_resource, authorize_tool
@@ -51,6 +52,7 @@ from marketing_agents.memory.semantic import SemanticMemory
 from marketing_agents.scoring_models.errors import ModelNotFoundError
 from marketing_agents.scoring_models.lead_features import lead_features
 from marketing_agents.settings import Settings
+from marketing_agents.stores.graph_port import MAX_DEPTH, MAX_NEIGHBOURS
 
 log = logging.getLogger(__name__)
 _T = TypeVar("_T")
@@ -131,22 +133,22 @@ class McpServer:
 
     async def read_resource(self, uri: str, role: str | None = "service") -> Any:
         """The data behind ``uri``, JSON-ready. NotFound for an unknown URI or an unknown id in it."""
-        authorize_resource(role)
         spec, params = match_resource(uri)
-        return to_jsonable_python(await getattr(self, spec.method)(**params))
+        authorize_resource(role, spec.name, uri)
+        return to_jsonable_python(await _called(getattr(self, spec.method), params, role))
 
     async def call_tool(self, name: str, args: dict[str, Any] | None = None, role: str | None = "service") -> Any:
         """Validates ``args`` against the tool's signature, then runs it. RequestError for bad arguments."""
         spec = TOOLS_BY_NAME.get(name)
         if spec is None:
             raise NotFound(f"unknown tool '{name}'", {"tool": name, "known": sorted(TOOLS_BY_NAME)})
-        authorize_tool(role, spec)
+        authorize_tool(role, spec.name)
         try:
             validated = tool_arguments_model(name).model_validate(args or {})
         except ValidationError as exc:
             raise RequestError(f"invalid arguments for tool '{name}'", field_errors(exc.errors(), "arguments")) from None
         kwargs = {field: getattr(validated, field) for field in type(validated).model_fields}
-        return to_jsonable_python(await getattr(self, name)(**kwargs))
+        return to_jsonable_python(await _called(getattr(self, name), kwargs, role))
 
     # -- resources: db:// --------------------------------------------------------------------------
 
@@ -172,7 +174,7 @@ class McpServer:
                              offset: str | None = None) -> Any:
         state = _enum("status", status, CampaignStatus) if status else None
         return await self._campaigns.list_campaigns(state, _int("limit", limit, 1, 500, 100),
-                                                    _int("offset", offset, 0, 10**9, 0))
+                                                    _int("offset", offset, 0, MAX_PAGE_OFFSET, 0))
 
     async def campaign(self, campaign_id: str) -> Any:
         return await self._campaigns.get_campaign(_uuid("campaign_id", campaign_id))
@@ -200,12 +202,16 @@ class McpServer:
             raise NotFound(f"no graph node with id '{node_id}'", {"node_id": node_id})
         return node
 
-    async def graph_neighbours(self, node_id: str, depth: str | None = None,
-                               types: str | list[str] | None = None) -> dict[str, Any]:
-        await self.graph_node(node_id)
+    async def graph_neighbours(self, node_id: str, depth: str | None = None, types: str | list[str] | None = None,
+                               limit: str | None = None, caller_role: str | None = None) -> Any:
+        """The strongest nodes around ``node_id``, as deep and as many as the caller's role may read."""
+        bounds = graph_bounds(caller_role)
+        hops = _role_bounded("depth", _int("depth", depth, 1, MAX_DEPTH, 1), bounds.max_depth, caller_role)
+        size = _role_bounded("limit", _int("limit", limit, 1, MAX_NEIGHBOURS, bounds.max_nodes), bounds.max_nodes,
+                             caller_role)
         relation_types = _relation_types(types)
-        neighbours = await self._graph.neighbours(node_id, _int("depth", depth, 1, 6, 1), relation_types)
-        return {"node_id": node_id, "neighbours": neighbours}
+        await self.graph_node(node_id)
+        return await self._graph.neighbourhood(node_id, hops, relation_types, size)
 
     async def industry_channels(self, industry: str, persona: str | None = None,
                                 limit: str | None = None) -> dict[str, Any]:
@@ -228,8 +234,9 @@ class McpServer:
         return {"industry": industry_id, "persona": None,
                 "channels": [{"channel": channel, "weight": weight} for channel, weight in ranked]}
 
-    async def graph_path(self, source: str, target: str) -> dict[str, Any]:
-        path = await self._graph.explain(source, target)
+    async def graph_path(self, source: str, target: str, caller_role: str | None = None) -> dict[str, Any]:
+        """A shortest path of at most as many hops as the caller's role may traverse."""
+        path = await self._graph.explain(source, target, graph_bounds(caller_role).max_depth)
         return {"source": source, "target": target, "path": path, "length": path.length if path else None}
 
     async def graph_kind(self, kind: str) -> dict[str, Any]:
@@ -376,17 +383,20 @@ class McpServer:
         self,
         query: Annotated[GraphQueryKind, Field(description=(
             "node: one node (node_id); neighbours: nodes within depth hops of node_id, optionally over "
-            "relation_types; path: a shortest path from node_id to target; best_channels: channels for an "
+            "relation_types, strongest first and cut at the role's size (truncated says so); path: a shortest "
+            "path from node_id to target within the role's depth; best_channels: channels for an "
             "industry and a persona; industry_channels: every channel an industry converts to; nodes_of_kind: "
             "every node of kind."))],
         node_id: str | None = None,
         target: str | None = None,
-        depth: Annotated[int, Field(ge=1, le=6)] = 1,
+        depth: Annotated[int, Field(ge=1, le=MAX_DEPTH, description=(
+            f"Hops for neighbours, bounded by the key's role ({bounds_text()}); a path goes as far as the role may."))] = 1,
         relation_types: list[RelationType] | None = None,
         industry: str | None = None,
         persona: str | None = None,
         kind: NodeKind | None = None,
         limit: Annotated[int, Field(ge=1, le=50)] = 5,
+        caller_role: str | None = None,
     ) -> dict[str, Any]:
         """Asks the knowledge graph (industries, personas, products, channels, content, campaigns,
         segments and their weighted relationships) one question; see query for the kinds."""
@@ -402,12 +412,12 @@ class McpServer:
             return {"query": query, "node": await self.graph_node(node)}
         if query == "neighbours":
             (node,) = need(node_id=node_id)
-            await self.graph_node(node)
-            return {"query": query, "node_id": node_id,
-                    "neighbours": await self._graph.neighbours(node, depth, relation_types or None)}
+            near = await self.graph_neighbours(node, str(depth), [t.value for t in relation_types or []],
+                                               caller_role=caller_role)
+            return {"query": query, **near.model_dump(mode="json")}
         if query == "path":
             source, to = need(node_id=node_id, target=target)
-            return {"query": query, **await self.graph_path(source, to)}
+            return {"query": query, **await self.graph_path(source, to, caller_role)}
         if query == "best_channels":
             named_industry, named_persona = need(industry=industry, persona=persona)
             return {"query": query, **await self.industry_channels(named_industry, named_persona, str(limit))}
@@ -464,7 +474,8 @@ def tool_signature(name: str) -> inspect.Signature:
     """The tool's parameters (resolved annotations, no ``self``): the MCP SDK builds its schema from it."""
     method = getattr(McpServer, name)
     signature = inspect.signature(method, eval_str=True)
-    return signature.replace(parameters=[p for p in signature.parameters.values() if p.name != "self"])
+    return signature.replace(parameters=[p for p in signature.parameters.values()
+                                         if p.name not in ("self", CALLER_ROLE)])
 
 
 def tool_description(name: str) -> str:
@@ -476,6 +487,18 @@ def tool_arguments_model(name: str) -> type[BaseModel]:
     fields: dict[str, Any] = {p.name: (p.annotation, ... if p.default is inspect.Parameter.empty else p.default)
               for p in tool_signature(name).parameters.values()}
     return create_model(f"{name}_arguments", __config__=ConfigDict(extra="forbid"), **fields)
+
+
+# The parameter by which a handler learns its caller's role, to bound what it answers (the graph's reads,
+# by ``domain.graph.GRAPH_BOUNDS``). Filled by read_resource and call_tool, never from the caller's
+# arguments: it is not in any tool's schema, and no URI template names it.
+CALLER_ROLE = "caller_role"
+
+
+def _called(method: Callable[..., Awaitable[Any]], kwargs: dict[str, Any], role: str | None) -> Awaitable[Any]:
+    if CALLER_ROLE in inspect.signature(method).parameters:
+        kwargs = {**kwargs, CALLER_ROLE: role}
+    return method(**kwargs)
 
 
 # ---- small parsers for template variables (always strings on the wire) ----
@@ -502,6 +525,13 @@ def _int(name: str, value: str | None, low: int, high: int, default: int) -> int
     if not low <= number <= high:
         raise RequestError(f"{name} must be between {low} and {high}, got {number}", {name: number})
     return number
+
+
+def _role_bounded(name: str, value: int, most: int, role: str | None) -> int:
+    if value > most:
+        raise RequestError(f"{name} must be at most {most} for the {role or 'anonymous'} role, got {value}",
+                           {name: value, "max": most, "role": role})
+    return value
 
 
 def _enum(name: str, value: str, kind):

@@ -41,6 +41,7 @@ from mcp_types import (
     INTERNAL_ERROR,
     INVALID_PARAMS,
     INVALID_REQUEST,
+    PARSE_ERROR,
     CallToolResult,
     ErrorData,
     JSONRPCError,
@@ -52,6 +53,10 @@ from starlette.routing import Route
 from starlette.types import Message, Receive, Scope, Send
 
 import marketing_agents
+from marketing_agents.domain.field_errors import field_errors
+from marketing_agents.domain.json_input import JsonProblem, UnsafeJson, decode_json
+from marketing_agents.domain.limits import INT64_MAX
+from marketing_agents.domain.text import storable_problem
 from marketing_agents.errors import MarketingAgentsError, RequestError
 from marketing_agents.mcp.authorization import Forbidden
 from marketing_agents.mcp.catalog import RESOURCES, TOOLS, TOOLS_BY_NAME, ResourceSpec, ToolSpec
@@ -71,6 +76,13 @@ INSTRUCTIONS = (
 )
 
 _role: ContextVar[str | None] = ContextVar("mcp_caller_role", default=None)
+# Where a tool that failed leaves its error's status and code for the audit (a dict, so that the
+# middleware sees what the tool wrote even if the SDK ran it in a copy of the context).
+_failure: ContextVar[dict[str, Any] | None] = ContextVar("mcp_tool_failure", default=None)
+AUDITED_METHODS = ("tools/call", "resources/read")
+# A JSON-RPC error's status in the audit, as the HTTP API would answer the same refusal.
+_JSONRPC_STATUS = {FORBIDDEN: 403, INVALID_PARAMS: 422, INVALID_REQUEST: 400, -32601: 404, -32700: 400}
+_CODE_STATUS = {"not_found": 404, "conflict": 409, "forbidden": 403, "storage_unavailable": 503}
 
 
 class Backend(Protocol):
@@ -95,24 +107,63 @@ def role_of(principal: Any) -> str | None:
 
 async def authorize(ctx, call_next):
     """SDK middleware: remembers the caller's role for this request; refuses unknown tools (-32602)
-    and tools the role may not call (-32003) before anything runs."""
+    and tools the role may not call (-32003) before anything runs; audits each tool call and resource
+    read with its name and outcome (:func:`audited`)."""
     request = ctx.request
     role = role_of(principal_of(request.scope)) if request is not None else None
     token = _role.set(role)
+    failure: dict[str, Any] = {}
+    failure_token = _failure.set(failure)
     try:
-        if ctx.method == "tools/call" and ctx.request_id is not None and isinstance(ctx.params, Mapping):
-            name = ctx.params.get("name")
-            if isinstance(name, str):
-                spec = TOOLS_BY_NAME.get(name)
-                if spec is None:
-                    raise MCPError(INVALID_PARAMS, f"Unknown tool: {name}",
-                                   {"tool": name, "known": sorted(TOOLS_BY_NAME)})
-                if role not in spec.roles:
-                    raise MCPError(FORBIDDEN, f"Forbidden: the {role or 'anonymous'} role may not call '{name}'",
-                                   {"tool": name, "role": role, "allowed_roles": sorted(spec.roles)})
-        return await call_next(ctx)
+        result = await _authorized(ctx, call_next, role)
+    except MCPError as exc:
+        data = exc.error.data if isinstance(exc.error.data, Mapping) else {}
+        code = str(data.get("code") or ("forbidden" if exc.code == FORBIDDEN else exc.code))
+        audited(ctx, _CODE_STATUS.get(code) or _JSONRPC_STATUS.get(exc.code, 500), code)
+        raise
+    except Exception:
+        audited(ctx, 500, "internal_error")
+        raise
+    else:
+        is_error = result.get("isError") if isinstance(result, Mapping) else getattr(result, "is_error", False)
+        if is_error:
+            audited(ctx, failure.get("status", 422), failure.get("code", "tool_error"))
+        else:
+            audited(ctx, 200, "ok")
+        return result
     finally:
+        _failure.reset(failure_token)
         _role.reset(token)
+
+
+def audited(ctx, status: int, outcome: str) -> None:
+    """One row in the API audit for a tool call or a resource read: method ``MCP``, path the JSON-RPC
+    method and the tool's name or the resource's URI (with `` -> <code>`` when it failed), and the
+    status the HTTP API would have answered. The access-control middleware leaves the recorder in
+    ``scope["state"]["audit"]``; without it (in-process tests, in-cluster callers) nothing is written."""
+    request = ctx.request
+    state = request.scope.get("state") if request is not None else None
+    record = state.get("audit") if isinstance(state, Mapping) else None
+    if record is None or ctx.method not in AUDITED_METHODS or ctx.request_id is None:
+        return
+    params = ctx.params if isinstance(ctx.params, Mapping) else {}
+    target = params.get("name") if ctx.method == "tools/call" else params.get("uri")
+    path = f"{ctx.method} {str(target)[:500]}" + ("" if outcome == "ok" else f" -> {outcome}")
+    record("MCP", path, status)
+
+
+async def _authorized(ctx, call_next, role: str | None) -> Any:
+    if ctx.method == "tools/call" and ctx.request_id is not None and isinstance(ctx.params, Mapping):
+        name = ctx.params.get("name")
+        if isinstance(name, str):
+            spec = TOOLS_BY_NAME.get(name)
+            if spec is None:
+                raise MCPError(INVALID_PARAMS, f"Unknown tool: {name}",
+                               {"tool": name, "known": sorted(TOOLS_BY_NAME)})
+            if role not in spec.roles:
+                raise MCPError(FORBIDDEN, f"Forbidden: the {role or 'anonymous'} role may not call '{name}'",
+                               {"tool": name, "role": role, "allowed_roles": sorted(spec.roles)})
+    return await call_next(ctx)
 
 
 # ---- the SDK server, generated from the catalog's tables ----
@@ -161,6 +212,9 @@ def _add_tool(server: MCPServer, spec: ToolSpec, backend: Backend) -> None:
         except Forbidden as exc:
             raise MCPError(FORBIDDEN, f"Forbidden: {exc.message}", exc.details) from None
         except MarketingAgentsError as exc:  # a tool execution error: the caller (often a model) reads it
+            failure = _failure.get()
+            if failure is not None:
+                failure.update(status=exc.status_code, code=exc.code)
             error = {"code": exc.code, "message": exc.message, "details": exc.details}
             return CallToolResult(content=[TextContent(type="text", text=json.dumps(error, default=str))],
                                   is_error=True)
@@ -203,10 +257,40 @@ def origin_allowed(origin: str, allowed: list[str]) -> bool:
     return False
 
 
-def _refusal(status: int, message: str, headers: dict[str, str] | None = None, request_id: Any = None) -> Response:
-    body = JSONRPCError(jsonrpc="2.0", id=request_id, error=ErrorData(code=INVALID_REQUEST, message=message))
+def _refusal(status: int, message: str, headers: dict[str, str] | None = None, request_id: Any = None,
+             code: int = INVALID_REQUEST, data: Any = None) -> Response:
+    body = JSONRPCError(jsonrpc="2.0", id=request_id, error=ErrorData(code=code, message=message, data=data))
     return Response(body.model_dump_json(by_alias=True, exclude_unset=True), status_code=status,
                     media_type="application/json", headers=headers)
+
+
+def unsafe_json_refusal(problems: list[JsonProblem], request_id: Any) -> Response:
+    """JSON-RPC's answer to a message ``domain.json_input`` refuses: nesting too deep and NaN or
+    Infinity (not JSON by RFC 8259) are -32700 Parse error; NUL, lone surrogates and integers beyond 64
+    bits are -32602 Invalid params inside ``params``, else -32600 Invalid Request. ``data.errors``
+    names each place as a 422 names a field (``params.arguments.lead.first_name``), never its value."""
+    if any(p.type in ("json_too_deep", "json_not_finite") for p in problems):
+        code, title = PARSE_ERROR, "Parse error"
+    elif all(p.path[:1] == ("params",) for p in problems):
+        code, title = INVALID_PARAMS, "Invalid params"
+    else:
+        code, title = INVALID_REQUEST, "Invalid Request"
+    errors = field_errors([p.as_error() for p in problems], location="message")
+    # An id is echoed only when it could be encoded: a refused string is no id to answer with.
+    valid_id = (isinstance(request_id, int) and not isinstance(request_id, bool) and abs(request_id) <= INT64_MAX) or (
+        isinstance(request_id, str) and storable_problem(request_id) is None)
+    return _refusal(400, f"{title}: " + "; ".join(f"{e['field']}: {e['message']}" for e in errors),
+                    request_id=request_id if valid_id and code != PARSE_ERROR else None, code=code,
+                    data={"errors": errors})
+
+
+def _request_id(body: bytes) -> Any:
+    """The id of a message refused for its values, when its envelope still parses (for the answer)."""
+    try:
+        message = json.loads(body)
+    except (ValueError, RecursionError):
+        return None
+    return message.get("id") if isinstance(message, dict) else None
 
 
 def envelope_problem(message: Any) -> str | None:
@@ -271,7 +355,10 @@ class McpEndpoint:
                 await _refusal(413, "Request body too large")(scope, receive, send)
                 return
             try:
-                message = json.loads(body)
+                message = decode_json(body)
+            except UnsafeJson as exc:
+                await unsafe_json_refusal(exc.problems, _request_id(body))(scope, receive, send)
+                return
             except ValueError:
                 message = None  # the SDK answers -32700 with where the JSON broke
             else:

@@ -20,10 +20,15 @@ else by closing with code 1008 (which the handshake reports as 403).
 
 A replica remembers each verified (or unknown) key for ``MAS_API_KEY_CACHE_S`` seconds: a revoked key
 stops working at once on the replica that revoked it and within that time on the others. When Redis
-does not answer the rate limiter within a second, the request is let through and a warning logged.
+does not answer the rate limiter within a second, ``MAS_RATE_LIMIT_WHEN_STORE_DOWN`` decides: ``reject``
+(the default) answers 503 with Retry-After, ``allow`` lets the request through unmetered; either way a
+warning is logged (``memory.rate_limits.MeteredAdmission``).
 
 Every write (any method but GET, HEAD and OPTIONS) that a key was authenticated for is audited in
-``api_audit`` with the key, method, path and status (except those refused by the rate limiter). The
+``api_audit`` with the key, method, path and status (except those refused by the rate limiter). An app
+may audit a request in its own terms instead, through ``scope["state"]["audit"]``: the MCP server
+writes one row per tool call or resource read, e.g. ``MCP tools/call triage_lead`` 200 or
+``MCP resources/read db://interactions/... -> forbidden`` 403. The
 audit is written in batches after the answer has gone, so that it never fails a request; a batch that
 cannot be written after three attempts is logged in full at ERROR level.
 """
@@ -33,7 +38,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
-import time
 from collections import deque
 from collections.abc import Awaitable, Callable
 from contextlib import asynccontextmanager
@@ -64,15 +68,18 @@ from marketing_agents.domain.access import (
     VerifiedKey,
     allowed_roles,
     bearer_token,
+    could_be_key,
     display_prefix,
     hash_key,
     is_public,
     is_write,
     rate_limit_for,
+    routed_path,
     same_hash,
 )
+from marketing_agents.domain.limits import INT64_MAX
 from marketing_agents.errors import StorageError
-from marketing_agents.memory.rate_limits import RateDecision, RateLimiter
+from marketing_agents.memory.rate_limits import MeteredAdmission, RateDecision, RateLimiter
 from marketing_agents.serve_app.http_errors import ErrorResponse, error_response
 from marketing_agents.settings import Settings
 from marketing_agents.stores.connections import StoreConnections
@@ -83,6 +90,7 @@ log = logging.getLogger(__name__)
 
 RATE_WINDOW_S = 60
 LIMITER_TIMEOUT_S = 1.0
+VERIFY_CONCURRENCY = 4  # key lookups in PostgreSQL at once per replica
 ERRORS: dict[int | str, dict[str, Any]] = {
     status: {"model": ErrorResponse} for status in (400, 401, 403, 404, 409, 413, 415, 422, 429, 503)
 }
@@ -147,11 +155,11 @@ class AccessService:
         self.cache = KeyCache(self.settings.api_key_cache_s)
         self.audit = AuditLog(self._write_audit)
         self._keys: PostgresKeyStore | None = None
-        self._limiter: RateLimiter | None = None
+        self._limiter: MeteredAdmission | None = None
         self._bootstrapped = admin_key is None
         self._bootstrap_lock = asyncio.Lock()
         self._inflight: dict[str, asyncio.Future] = {}
-        self._limiter_warned_at = 0.0
+        self._verifying = asyncio.Semaphore(VERIFY_CONCURRENCY)
 
     async def keys(self) -> PostgresKeyStore:
         """The key store, with the bootstrap admin key's row in place."""
@@ -174,6 +182,8 @@ class AccessService:
         found, verified = self.cache.get(key_hash)
         if found:
             return verified
+        if not could_be_key(token):  # made up: no query, and nothing cached that could push out real keys
+            return None
         lookup = self._inflight.get(key_hash)
         if lookup is None:  # concurrent requests with one uncached key share one query
             lookup = asyncio.ensure_future(self._verify(key_hash))
@@ -182,26 +192,22 @@ class AccessService:
         return await asyncio.shield(lookup)
 
     async def _verify(self, key_hash: str) -> VerifiedKey | None:
-        verified = await (await self.keys()).verify(key_hash)
+        # At most VERIFY_CONCURRENCY lookups at once: a flood of well-formed made-up keys waits here
+        # instead of taking every connection of the pool from the requests of real keys.
+        async with self._verifying:
+            verified = await (await self.keys()).verify(key_hash)
         self.cache.put(key_hash, verified)
         return verified
 
     async def admit(self, key: VerifiedKey) -> RateDecision | None:
-        """The rate limiter's decision for one more request; None when Redis did not answer in time."""
+        """The rate limiter's decision for one more request; None when Redis did not answer in time and
+        MAS_RATE_LIMIT_WHEN_STORE_DOWN is ``allow``; StorageError (503) when it is ``reject``."""
         limit = rate_limit_for(key, self.settings.rate_limit_per_minute, self.settings.rate_limits_by_role)
-        try:
-            if self._limiter is None:
-                # The window is given with each call: the TTL policy plays no part.
-                self._limiter = RateLimiter(RedisShortTermStore(self._stores.redis()))
-            return await asyncio.wait_for(
-                self._limiter.admit(f"apikey:{key.principal.key_id}", limit, RATE_WINDOW_S), LIMITER_TIMEOUT_S
-            )
-        except (StorageError, TimeoutError) as exc:
-            now = time.monotonic()
-            if now - self._limiter_warned_at > 30:
-                self._limiter_warned_at = now
-                log.warning("rate limiter unavailable, requests are let through: %s", str(exc) or "timed out")
-            return None
+        if self._limiter is None:
+            # The window is given with each call: the TTL policy plays no part.
+            self._limiter = MeteredAdmission(lambda: RateLimiter(RedisShortTermStore(self._stores.redis())),
+                                             self.settings.rate_limit_when_store_down, LIMITER_TIMEOUT_S)
+        return await self._limiter.admit(f"apikey:{key.principal.key_id}", limit, RATE_WINDOW_S)
 
     async def revoke(self, key_id: UUID) -> ApiKeyInfo:
         info = await (await self.keys()).revoke(key_id)
@@ -231,11 +237,15 @@ class AccessControl:
         self.service = service
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] not in ("http", "websocket") or (scope["type"] == "http" and is_public(scope["path"])):
+        if scope["type"] not in ("http", "websocket"):
+            await self.app(scope, receive, send)
+            return
+        # The path the app routes on: under a Serve route_prefix, scope["path"] still starts with it.
+        path = routed_path(scope["path"], scope.get("root_path", ""))
+        if scope["type"] == "http" and is_public(path):
             await self.app(scope, receive, send)
             return
         method = scope["method"] if scope["type"] == "http" else WEBSOCKET
-        path = scope["path"]
         token = _token(scope)
         if token is None:
             await _refuse(scope, receive, send, _refusal(
@@ -253,7 +263,11 @@ class AccessControl:
                 authenticate='Bearer error="invalid_token"'))
             return
         principal = key.principal
-        decision = await self.service.admit(key)
+        try:
+            decision = await self.service.admit(key)
+        except StorageError as exc:  # Redis does not answer and MAS_RATE_LIMIT_WHEN_STORE_DOWN is reject
+            await _refuse(scope, receive, send, _refusal(503, exc.code, str(exc), retry_after_s=exc.retry_after_s or 5))
+            return
         if decision is not None and not decision.allowed:
             retry_after = max(1, math.ceil(decision.retry_after_s))
             await _refuse(scope, receive, send, _refusal(
@@ -273,7 +287,16 @@ class AccessControl:
                 self._audit(principal, method, path, 403)
             return
 
-        scope = {**scope, "state": {**(scope.get("state") or {}), "principal": principal}}
+        detailed = False
+
+        def audit_detail(what: str, where: str, outcome: int) -> None:
+            """For the app to audit what a request did in its own terms (the MCP server: each tool call or
+            resource read with its outcome) instead of the request's one row."""
+            nonlocal detailed
+            detailed = True
+            self._audit(principal, what, where, outcome)
+
+        scope = {**scope, "state": {**(scope.get("state") or {}), "principal": principal, "audit": audit_detail}}
         status = 500
         rate_headers = [] if decision is None else [
             (b"x-ratelimit-limit", str(decision.limit).encode()),
@@ -290,7 +313,7 @@ class AccessControl:
         try:
             await self.app(scope, receive, send_with_status if scope["type"] == "http" else send)
         finally:
-            if audited:
+            if audited and not detailed:
                 self._audit(principal, method, path, status)
 
     def _audit(self, principal: Principal, method: str, path: str, status: int) -> None:
@@ -349,7 +372,7 @@ def add_key_routes(app: FastAPI, service: AccessService) -> None:
     @app.get("/api/v1/audit", response_model=AuditList, responses=ERRORS, tags=tags,
              summary="Write requests and the key that made each, newest first (admin)")
     async def read_audit(key_id: UUID | None = None, limit: Limit = 100,
-                         before_id: Annotated[int | None, Query(ge=1, description="Entries older than this id "
+                         before_id: Annotated[int | None, Query(ge=1, le=INT64_MAX, description="Entries older than this id "
                                                                                     "(the previous page's last).")] = None):
         await service.audit.flush()
         return AuditList(items=await (await service.keys()).audit(key_id, limit, before_id))

@@ -5,8 +5,9 @@ turn HTTP into those calls. ``add_campaign_routes`` takes either the deployment'
 cluster) or the agent itself (in-process, as the integration tests use it): both answer the same
 methods.
 
-Until access control lands, "by" (who approves, rolls back or acknowledges) is free text in the
-request body, "api" when left out.
+Who approves, rolls back or acknowledges is the calling API key (``domain.access.actor_of``), never
+what the body says: a body's ``note`` (and ``by``, from older clients) is kept as a note only. Without
+access control in front (in-process tests), the actor is "api".
 """
 
 from __future__ import annotations
@@ -17,12 +18,13 @@ from enum import Enum
 from typing import Annotated, Any
 from uuid import UUID
 
-from fastapi import FastAPI, Query
+from fastapi import FastAPI, Query, Request
 from ray import serve
 from ray.serve.handle import DeploymentHandle
 
 from marketing_agents import metrics
 from marketing_agents.domain import Campaign, CampaignStatus
+from marketing_agents.domain.access import actor_of
 from marketing_agents.domain.campaign import MetricsRow
 from marketing_agents.domain.campaign_views import (
     Acknowledgement,
@@ -41,6 +43,7 @@ from marketing_agents.domain.campaign_views import (
     OptimizationRecord,
     OptimizationStatus,
 )
+from marketing_agents.domain.limits import MAX_PAGE_OFFSET
 from marketing_agents.flows.campaign_optimizer import CampaignOptimizer
 from marketing_agents.memory.event_bus import EventBus
 from marketing_agents.memory.redis_layout import TtlPolicy
@@ -54,7 +57,8 @@ from marketing_agents.stores.postgres_campaigns import PostgresCampaignStore
 from marketing_agents.stores.redis import RedisShortTermStore
 
 Limit = Annotated[int, Query(ge=1, le=500, description="At most this many items.")]
-Offset = Annotated[int, Query(ge=0, description="Skip this many items (the previous page's next_offset).")]
+Offset = Annotated[int, Query(ge=0, le=MAX_PAGE_OFFSET,
+                              description="Skip this many items (the previous page's next_offset).")]
 EscalationFilter = Annotated[str, Query(pattern="^(open|acknowledged|all)$",
                                         description="open (the default), acknowledged, or all")]
 
@@ -126,13 +130,13 @@ class CampaignOptimizerDeployment:
     async def optimization(self, optimization_id: UUID) -> OptimizationRecord:
         return await (await self._service()).optimization(optimization_id)
 
-    async def approve(self, optimization_id: UUID, by: str) -> OptimizationRecord:
-        record = await (await self._service()).approve(optimization_id, by)
+    async def approve(self, optimization_id: UUID, by: str, note: str | None = None) -> OptimizationRecord:
+        record = await (await self._service()).approve(optimization_id, by, note)
         metrics.optimization("approved")
         return record
 
-    async def rollback(self, optimization_id: UUID, by: str) -> OptimizationRecord:
-        record = await (await self._service()).rollback(optimization_id, by)
+    async def rollback(self, optimization_id: UUID, by: str, note: str | None = None) -> OptimizationRecord:
+        record = await (await self._service()).rollback(optimization_id, by, note)
         metrics.optimization("rolled_back")
         return record
 
@@ -205,16 +209,16 @@ def add_campaign_routes(app: FastAPI, campaigns: DeploymentHandle | CampaignOpti
     @app.post("/api/v1/optimizations/{optimization_id}/approve", response_model=OptimizationRecord,
               responses=ROUTE_ERRORS, tags=tags,
               summary="Apply a proposed (escalated) optimization unchanged; acknowledges its escalations")
-    async def approve(optimization_id: UUID, actor: ActorNote | None = None):
-        return await agent.approve(optimization_id, (actor or ActorNote()).by)
+    async def approve(optimization_id: UUID, request: Request, actor: ActorNote | None = None):
+        return await agent.approve(optimization_id, _actor(request), (actor or ActorNote()).stated())
 
     @app.post("/api/v1/optimizations/{optimization_id}/rollback", response_model=OptimizationRecord,
               responses=ROUTE_ERRORS, tags=tags,
               summary="Restore the allocation from before an optimization; returns the rollback",
               description="Refused with 409 once a later optimization has changed the allocation (the error "
                           "names it): roll that one back first.")
-    async def rollback(optimization_id: UUID, actor: ActorNote | None = None):
-        return await agent.rollback(optimization_id, (actor or ActorNote()).by)
+    async def rollback(optimization_id: UUID, request: Request, actor: ActorNote | None = None):
+        return await agent.rollback(optimization_id, _actor(request), (actor or ActorNote()).stated())
 
     @app.get("/api/v1/escalations", response_model=EscalationList, responses=ROUTE_ERRORS, tags=["escalations"],
              summary="What the optimizer asks people to look at, oldest first")
@@ -225,6 +229,11 @@ def add_campaign_routes(app: FastAPI, campaigns: DeploymentHandle | CampaignOpti
     @app.post("/api/v1/escalations/{escalation_id}/acknowledge", response_model=EscalationRecord,
               responses=ROUTE_ERRORS,
               tags=["escalations"], summary="Acknowledge an open escalation")
-    async def acknowledge(escalation_id: UUID, acknowledgement: Acknowledgement | None = None):
-        ack = acknowledgement or Acknowledgement()
-        return await agent.acknowledge(escalation_id, ack.by, ack.note)
+    async def acknowledge(escalation_id: UUID, request: Request, acknowledgement: Acknowledgement | None = None):
+        return await agent.acknowledge(escalation_id, _actor(request), (acknowledgement or Acknowledgement()).stated())
+
+
+def _actor(request: Request) -> str:
+    """The calling key as the actor of a decision; "api" where no access control stands in front."""
+    principal = getattr(request.state, "principal", None)
+    return actor_of(principal) if principal is not None else "api"

@@ -43,6 +43,7 @@ from marketing_agents.serve_app.mcp_app import install_mcp
 from marketing_agents.serve_app.model_routes import add_model_routes
 from marketing_agents.serve_app.status import (
     APP_NAME,
+    CachedStatus,
     Readiness,
     SystemStatus,
     collect_deployments,
@@ -137,6 +138,7 @@ def build_api(gateway: ApiGateway) -> FastAPI:
     add_system_routes(app, get_settings().metrics_export_port)
     add_websocket_routes(app, gateway._stores)
     install_mcp(app, gateway._mcp)  # /mcp: the MCP server (Streamable HTTP), backed by McpServer
+    readiness = CachedStatus(gateway.system_status)  # /readyz is public: at most one round of pings a second
 
     @app.post(
         "/api/v1/leads",
@@ -176,10 +178,10 @@ def build_api(gateway: ApiGateway) -> FastAPI:
     @app.get("/readyz", response_model=Readiness, responses={503: {"model": Readiness}}, tags=["system"],
              summary="Readiness: every store and deployment is healthy")
     async def readyz():
-        problems = problems_of(await gateway.system_status())
-        readiness = Readiness(ready=not problems, problems=problems)
+        problems = problems_of(await readiness.get())
+        answer = Readiness(ready=not problems, problems=problems)
         if problems:
-            return JSONResponse(readiness.model_dump(), status_code=503, headers={"Retry-After": "5"})
-        return readiness
+            return JSONResponse(answer.model_dump(), status_code=503, headers={"Retry-After": "5"})
+        return answer
 
     return app

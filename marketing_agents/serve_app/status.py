@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
+import time
+from collections.abc import Awaitable, Callable
+
 from pydantic import BaseModel, Field
 
 from marketing_agents.stores.connections import StoreHealth
 
 APP_NAME = "marketing_agents"
+READINESS_CACHE_S = 1.0  # /readyz asks the stores and Ray at most once in this time, however often it is called
 
 
 class NodeStatus(BaseModel):
@@ -76,3 +81,36 @@ def problems_of(status: SystemStatus) -> list[str]:
         problems.append(f"application {status.application} is {status.application_status}")
     problems += [f"deployment {d.name} is {d.status}" for d in status.deployments if d.status != "HEALTHY"]
     return problems
+
+
+class CachedStatus:
+    """The system status for ``/readyz``, asked for at most once per ``ttl_s``.
+
+    ``/readyz`` is public (probes send no key), so without this anyone could make every request a round
+    of pings to every store and to Ray. Callers that come while a status is being asked for wait for that
+    one; a status that could not be had (an exception) is not kept, so the next caller asks again.
+    """
+
+    def __init__(self, fetch: Callable[[], Awaitable[SystemStatus]], ttl_s: float = READINESS_CACHE_S,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self._fetch = fetch
+        self.ttl_s = ttl_s
+        self._clock = clock
+        self._value: SystemStatus | None = None
+        self._expires = 0.0
+        self._pending: asyncio.Future[SystemStatus] | None = None
+
+    async def get(self) -> SystemStatus:
+        if self._value is not None and self._clock() < self._expires:
+            return self._value
+        if self._pending is None:
+            self._pending = asyncio.ensure_future(self._refresh())
+        return await asyncio.shield(self._pending)
+
+    async def _refresh(self) -> SystemStatus:
+        try:
+            value = await self._fetch()
+            self._value, self._expires = value, self._clock() + self.ttl_s
+            return value
+        finally:
+            self._pending = None

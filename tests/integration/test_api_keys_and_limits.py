@@ -49,11 +49,11 @@ def make_app(stores: StoreConnections, settings=None) -> tuple[FastAPI, AccessSe
     install_error_handlers(app)
     service = install_access_control(app, stores, settings)
 
-    @app.get("/api/v1/things")
+    @app.get("/api/v1/leads")
     async def read_things(request: Request) -> dict:
         return {"principal": request.state.principal.model_dump(mode="json")}
 
-    @app.post("/api/v1/things")
+    @app.post("/api/v1/leads")
     async def write_thing() -> dict:
         return {"written": True}
 
@@ -153,17 +153,17 @@ async def test_without_its_own_limit_a_key_gets_its_roles_then_the_default(migra
 async def test_no_key_or_a_bad_key_is_401_in_the_error_shape_and_public_paths_need_none(connections):
     app, _ = make_app(connections)
     async with client_of(app) as anonymous:
-        response = await anonymous.get("/api/v1/things")
+        response = await anonymous.get("/api/v1/leads")
         assert response.status_code == 401
         assert response.headers["WWW-Authenticate"] == "Bearer"
         assert response.json()["error"]["code"] == "unauthenticated"
         assert set(response.json()["error"]) == {"code", "message", "details"}
         assert (await anonymous.get("/healthz")).json() == {"status": "ok"}
         assert (await anonymous.get("/openapi.json")).status_code == 200
-        basic = await anonymous.get("/api/v1/things", headers={"Authorization": "Basic dXNlcjpwYXNz"})
+        basic = await anonymous.get("/api/v1/leads", headers={"Authorization": "Basic dXNlcjpwYXNz"})
         assert basic.status_code == 401
     async with client_of(app, "mas_not_a_key_anyone_was_given") as stranger:
-        response = await stranger.post("/api/v1/things", json={})
+        response = await stranger.post("/api/v1/leads", json={})
         assert response.status_code == 401
         assert response.json()["error"]["code"] == "invalid_api_key"
         assert response.headers["WWW-Authenticate"].startswith("Bearer")
@@ -172,7 +172,7 @@ async def test_no_key_or_a_bad_key_is_401_in_the_error_shape_and_public_paths_ne
 async def test_a_request_without_a_key_is_refused_before_its_body_is_read(connections):
     app, _ = make_app(connections)
     async with client_of(app) as anonymous:
-        response = await anonymous.post("/api/v1/things", content=b"x" * 10, headers={"Content-Type": "text/plain"})
+        response = await anonymous.post("/api/v1/leads", content=b"x" * 10, headers={"Content-Type": "text/plain"})
     assert response.status_code == 401
 
 
@@ -181,18 +181,18 @@ async def test_routes_get_the_principal_and_roles_are_enforced(connections, keys
     viewer = await keys.create(NewApiKey(name=name(), role="viewer"), None)
     operator = await keys.create(NewApiKey(name=name(), role="operator"), None)
     async with client_of(app, viewer.key) as client:
-        answer = await client.get("/api/v1/things")
+        answer = await client.get("/api/v1/leads")
         assert answer.status_code == 200
         assert answer.json()["principal"] == {"key_id": str(viewer.id), "name": viewer.name, "role": "viewer"}
         assert answer.headers["X-RateLimit-Limit"] == "600"
-        refused = await client.post("/api/v1/things", json={})
+        refused = await client.post("/api/v1/leads", json={})
         assert refused.status_code == 403
         assert refused.json()["error"]["code"] == "forbidden"
         assert refused.json()["error"]["details"] == {"role": "viewer", "allowed_roles": ["admin", "operator",
                                                                                            "service"]}
         assert (await client.get("/api/v1/keys")).status_code == 403
     async with client_of(app, operator.key) as client:
-        assert (await client.post("/api/v1/things", json={})).status_code == 200
+        assert (await client.post("/api/v1/leads", json={})).status_code == 200
         assert (await client.delete(f"/api/v1/leads/{uuid4()}")).status_code == 403
     async with client_of(app, ADMIN_KEY) as client:
         assert (await client.delete(f"/api/v1/leads/{uuid4()}")).status_code == 200
@@ -209,10 +209,10 @@ async def test_admins_create_list_and_revoke_keys_and_a_revoked_key_is_401_at_on
         assert body["id"] in {k["id"] for k in listed} and str(BOOTSTRAP_KEY_ID) in {k["id"] for k in listed}
         assert all("key" not in k and "key_hash" not in k for k in listed)
         async with client_of(app, body["key"]) as service_client:
-            assert (await service_client.post("/api/v1/things", json={})).status_code == 200  # now cached
+            assert (await service_client.post("/api/v1/leads", json={})).status_code == 200  # now cached
             revoked = await admin.delete(f"/api/v1/keys/{body['id']}")
             assert revoked.status_code == 200 and revoked.json()["revoked_at"] is not None
-            assert (await service_client.get("/api/v1/things")).status_code == 401
+            assert (await service_client.get("/api/v1/leads")).status_code == 401
         assert (await admin.delete(f"/api/v1/keys/{BOOTSTRAP_KEY_ID}")).status_code == 409
         assert (await admin.delete(f"/api/v1/keys/{uuid4()}")).status_code == 404
         bad = await admin.post("/api/v1/keys", json={"name": "x", "role": "superuser"})
@@ -225,7 +225,7 @@ async def test_a_key_revoked_on_another_replica_stops_working_within_the_cache_t
         app, _ = make_app(connections)
         created = await keys.create(NewApiKey(name=name(), role="viewer"), None)
         async with client_of(app, created.key) as client:
-            assert (await client.get("/api/v1/things")).status_code == 200
+            assert (await client.get("/api/v1/leads")).status_code == 200
             await keys.revoke(created.id)  # as another replica would
             await wait_for(lambda: _status_is(client, 401), timeout_s=10, interval_s=0.1)
     finally:
@@ -233,22 +233,22 @@ async def test_a_key_revoked_on_another_replica_stops_working_within_the_cache_t
 
 
 async def _status_is(client: httpx.AsyncClient, status: int) -> bool:
-    return (await client.get("/api/v1/things")).status_code == status
+    return (await client.get("/api/v1/leads")).status_code == status
 
 
 async def test_a_key_over_its_limit_gets_429_with_retry_after(connections, keys):
     app, _ = make_app(connections)
     created = await keys.create(NewApiKey(name=name(), role="viewer", rate_limit_per_minute=2), None)
     async with client_of(app, created.key) as client:
-        statuses = [(await client.get("/api/v1/things")).status_code for _ in range(3)]
+        statuses = [(await client.get("/api/v1/leads")).status_code for _ in range(3)]
         assert statuses == [200, 200, 429]
-        refused = await client.get("/api/v1/things")
+        refused = await client.get("/api/v1/leads")
         assert refused.status_code == 429
         assert 1 <= int(refused.headers["Retry-After"]) <= 60
         error = refused.json()["error"]
         assert error["code"] == "rate_limited" and error["details"]["limit"] == 2
     async with client_of(app, ADMIN_KEY) as admin:
-        assert (await admin.get("/api/v1/things")).status_code == 200, "other keys are not limited by it"
+        assert (await admin.get("/api/v1/leads")).status_code == 200, "other keys are not limited by it"
 
 
 async def test_every_write_is_audited_with_its_key_and_reads_are_not(connections, keys, pool):
@@ -256,17 +256,17 @@ async def test_every_write_is_audited_with_its_key_and_reads_are_not(connections
     operator = await keys.create(NewApiKey(name=name(), role="operator"), None)
     viewer = await keys.create(NewApiKey(name=name(), role="viewer"), None)
     async with client_of(app, operator.key) as client:
-        await client.get("/api/v1/things")
-        await client.post("/api/v1/things", json={})
+        await client.get("/api/v1/leads")
+        await client.post("/api/v1/leads", json={})
         await client.delete(f"/api/v1/leads/{uuid4()}")  # refused: audited with its 403
     async with client_of(app, viewer.key) as client:
-        await client.post("/api/v1/things", json={})
+        await client.post("/api/v1/leads", json={})
     await service.audit.flush()
     rows = await pool.fetch("SELECT key_id, method, path, status FROM api_audit WHERE key_id = ANY($1) ORDER BY id",
                             [operator.id, viewer.id])
     assert [(r["key_id"], r["method"], r["status"]) for r in rows] == [
         (operator.id, "POST", 200), (operator.id, "DELETE", 403), (viewer.id, "POST", 403)]
-    assert rows[0]["path"] == "/api/v1/things"
+    assert rows[0]["path"] == "/api/v1/leads"
     async with client_of(app, ADMIN_KEY) as admin:
         listed = (await admin.get("/api/v1/audit", params={"key_id": str(operator.id)})).json()["items"]
         assert [(e["method"], e["status"]) for e in listed] == [("DELETE", 403), ("POST", 200)]
@@ -278,17 +278,19 @@ async def test_every_write_is_audited_with_its_key_and_reads_are_not(connections
 
 
 async def test_postgres_down_is_503_with_retry_after_and_redis_down_lets_requests_through(migrated, free_dsn):
+    # "allow": the default, "reject", is tested in test_rate_limit_store_down.py
     down = StoreConnections(migrated.settings(admin_api_key=ADMIN_KEY, postgres_dsn=free_dsn,
-                                              redis_url=f"redis://127.0.0.1:{free_port()}/0"))
+                                              redis_url=f"redis://127.0.0.1:{free_port()}/0",
+                                              rate_limit_when_store_down="allow"))
     try:
         app, _ = make_app(down)
-        async with client_of(app, "mas_some_key_that_needs_the_database") as client:
-            response = await client.get("/api/v1/things")
+        async with client_of(app, "mas_" + "d" * 43) as client:  # shaped like a key: only PostgreSQL can tell
+            response = await client.get("/api/v1/leads")
             assert response.status_code == 503
             assert response.headers["Retry-After"] == "5"
             assert response.json()["error"]["code"] == "storage_unavailable"
         async with client_of(app, ADMIN_KEY) as admin:
-            assert (await admin.get("/api/v1/things")).status_code == 200, "no limiter, no refusal"
+            assert (await admin.get("/api/v1/leads")).status_code == 200, "no limiter, no refusal"
     finally:
         await down.close()
 

@@ -425,7 +425,7 @@ async def test_one_call_rolls_back_to_exactly_the_previous_allocation(agent, sto
     actions = await pool.fetch("SELECT action, inputs FROM agent_actions WHERE campaign_id = $1 ORDER BY id",
                                campaign_id)
     assert [a["action"] for a in actions] == ["optimize", "optimize", "rollback"]
-    assert actions[-1]["inputs"] == {"optimization_id": str(second.id), "by": "maria"}
+    assert actions[-1]["inputs"] == {"optimization_id": str(second.id), "by": "maria", "note": None}
     assert event["type"] == "optimization.rolled_back"
     assert (event["payload"]["optimization_id"], event["payload"]["rollback_id"]) == (str(second.id), str(rollback.id))
     assert event["payload"]["shares"] == first.decision.proposed.shares

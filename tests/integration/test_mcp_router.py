@@ -23,6 +23,9 @@ from tests.support import lead_payload
 
 T0 = datetime(2026, 3, 2, 10, tzinfo=UTC)
 
+# A person's interactions, sessions and episodes are for the roles that may export (mcp.authorization).
+OPERATOR = "operator"
+
 
 @pytest.fixture(scope="module")
 def models(tmp_path_factory):
@@ -86,11 +89,11 @@ async def test_interactions_of_a_lead_newest_first(world, pool):
     for hours, kind in ((1, "email_open"), (2, "email_click")):
         await pool.execute("INSERT INTO interactions (lead_id, type, channel, occurred_at) VALUES ($1, $2, 'email', $3)",
                            uuid.UUID(lead_id), kind, T0 + timedelta(hours=hours))
-    answer = await router.read_resource(f"db://interactions/{lead_id}")
+    answer = await router.read_resource(f"db://interactions/{lead_id}", OPERATOR)
     assert [i["type"] for i in answer["interactions"]] == ["email_click", "email_open"]
-    assert len((await router.read_resource(f"db://interactions/{lead_id}?limit=1"))["interactions"]) == 1
+    assert len((await router.read_resource(f"db://interactions/{lead_id}?limit=1", OPERATOR))["interactions"]) == 1
     with pytest.raises(NotFound):
-        await router.read_resource(f"db://interactions/{uuid.uuid4()}")
+        await router.read_resource(f"db://interactions/{uuid.uuid4()}", OPERATOR)
 
 
 async def test_unknown_and_malformed_lead_ids(world):
@@ -204,13 +207,13 @@ async def test_short_term_memory_of_a_session_and_of_a_lead(world):
     session_id = f"s-{uuid.uuid4().hex[:8]}"
     await short_term.remember_session(session_id, {"page": "/pricing", "visits": 3})
     await short_term.add_turn(uuid.uuid4(), session_id, "lead", "How much is it?")
-    answer = await router.read_resource(f"memory://short-term/{session_id}")
+    answer = await router.read_resource(f"memory://short-term/{session_id}", OPERATOR)
     assert answer["session"] == {"page": "/pricing", "visits": 3}
     assert [t["text"] for t in answer["conversation"]] == ["How much is it?"]
     assert answer["lead_context"] is None
 
     lead_id = (await triaged(router))["lead_id"]
-    context = (await router.read_resource(f"memory://short-term/{lead_id}"))["lead_context"]
+    context = (await router.read_resource(f"memory://short-term/{lead_id}", OPERATOR))["lead_context"]
     assert context["lead"]["id"] == lead_id
 
 
@@ -231,18 +234,18 @@ async def test_episodic_insights_similar_episodes_and_a_leads_episodes(world):
                       actions=[{"channel": "webinar"}], outcome=EpisodeOutcome.CONVERTED, outcome_value=5000,
                       started_at=T0, ended_at=T0 + timedelta(days=9))
     await world.memory.record_episode(episode)
-    similar = await router.read_resource(f"memory://episodic/similar/{lead_id}?outcome=converted&limit=3")
+    similar = await router.read_resource(f"memory://episodic/similar/{lead_id}?outcome=converted&limit=3", OPERATOR)
     assert similar["similar_episodes"][0]["episode"]["id"] == str(episode.id)
     assert similar["similar_episodes"][0]["similarity"] == pytest.approx(1.0)
-    own = await router.read_resource(f"memory://episodic/lead/{lead_id}")
+    own = await router.read_resource(f"memory://episodic/lead/{lead_id}", OPERATOR)
     assert [e["id"] for e in own["episodes"]] == [str(episode.id)]
 
-    by_lead = await router.call_tool("search_episodes", {"lead_id": str(lead_id), "outcome": "converted"})
+    by_lead = await router.call_tool("search_episodes", {"lead_id": str(lead_id), "outcome": "converted"}, OPERATOR)
     assert by_lead["similar_episodes"][0]["episode"]["id"] == str(episode.id)
-    by_situation = await router.call_tool("search_episodes", {"situation": episode.context, "limit": 1})
+    by_situation = await router.call_tool("search_episodes", {"situation": episode.context, "limit": 1}, OPERATOR)
     assert by_situation["similar_episodes"][0]["episode"]["id"] == str(episode.id)
     with pytest.raises(RequestError, match="exactly one of lead_id and situation"):
-        await router.call_tool("search_episodes", {})
+        await router.call_tool("search_episodes", {}, OPERATOR)
 
 
 # ---- the other tools ----

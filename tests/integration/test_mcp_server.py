@@ -184,3 +184,28 @@ async def test_json_rpc_error_codes_on_raw_requests(app):
         assert no_uri.json()["error"]["code"] == -32602
         invalid = await rpc(http, {"jsonrpc": "2.0", "id": 11}, **{"MCP-Protocol-Version": "2026-07-28"})
         assert invalid.json()["error"]["code"] == -32600
+
+
+async def test_a_viewer_reads_through_mcp_only_what_rest_gives_it_and_not_a_persons_history(app):
+    """REST gives a lead's interactions, sessions, conversations and episodes only with the export
+    (operator, admin): MCP gives a viewer no more."""
+    async with sdk_client(app, role="service") as client:
+        triaged = await client.call_tool("triage_lead", {"lead": lead_payload(email=f"pii-{uuid.uuid4().hex[:8]}@acme.io")})
+        lead_id = triaged.structured_content["lead_id"]
+    personal = [f"db://interactions/{lead_id}", f"memory://short-term/{lead_id}",
+                f"memory://episodic/lead/{lead_id}", f"memory://episodic/similar/{lead_id}"]
+    async with sdk_client(app, role="viewer") as viewer:
+        for uri in personal:
+            with pytest.raises(MCPError) as refused:
+                await viewer.read_resource(uri)
+            assert refused.value.error.code == FORBIDDEN, uri
+            assert "viewer role may not read" in refused.value.error.message
+        with pytest.raises(MCPError) as refused:
+            await viewer.call_tool("search_episodes", {"lead_id": lead_id})
+        assert refused.value.error.code == FORBIDDEN
+        assert data(await viewer.read_resource(f"db://leads/{lead_id}"))["lead"]["id"] == lead_id, \
+            "what GET /api/v1/leads/{id} gives every role, MCP gives too"
+    async with sdk_client(app, role="operator") as operator:
+        for uri in personal:
+            assert data(await operator.read_resource(uri))
+        assert not (await operator.call_tool("search_episodes", {"lead_id": lead_id})).is_error

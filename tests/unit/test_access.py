@@ -24,6 +24,7 @@ from marketing_agents.domain.access import (
     VerifiedKey,
     allowed_roles,
     bearer_token,
+    could_be_key,
     display_prefix,
     generate_key,
     hash_key,
@@ -105,7 +106,7 @@ def test_a_new_key_names_a_known_role_and_an_optional_positive_limit():
     ("PATCH", "/api/v1/campaigns/c1", {A, O, S}),
     ("POST", "/api/v1/campaigns/c1/metrics", {A, O, S}),
     ("POST", "/api/v1/campaigns/c1/optimize", {A, O, S}),
-    ("PUT", "/somewhere/unlisted", {A, O, S}),
+    ("PUT", "/somewhere/unlisted", set()),  # deny by default
     # people's decisions: operator, admin
     ("POST", "/api/v1/optimizations/o1/approve", {A, O}),
     ("POST", "/api/v1/optimizations/o1/rollback", {A, O}),
@@ -139,8 +140,9 @@ def test_lowercase_methods_are_looked_up_like_uppercase():
 
 
 def test_a_lead_id_segment_does_not_match_a_nested_path_and_batch_is_not_an_id():
-    assert allowed_roles("DELETE", f"{LEAD}/unsubscribe") == {A, O, S}
-    assert allowed_roles("DELETE", "/api/v1/leads:batch") == {A, O, S}
+    assert allowed_roles("POST", f"{LEAD}/unsubscribe") == {A, O, S}
+    assert allowed_roles("DELETE", f"{LEAD}/unsubscribe") == set(), "not the erasure's rule: no rule at all"
+    assert allowed_roles("DELETE", "/api/v1/leads:batch") == set()
 
 
 def test_every_rule_allows_the_admin():
@@ -225,13 +227,33 @@ def test_a_zero_ttl_caches_nothing_and_a_full_cache_makes_room():
     clock = Clock()
     cache = KeyCache(10, max_entries=3, clock=clock)
     for n in range(3):
-        cache.put(f"h{n}", None)
+        cache.put(f"h{n}", verified(V))
     clock.now += 11
-    cache.put("fresh", None)  # the expired ones make room
-    assert cache.get("fresh") == (True, None) and len(cache._entries) == 1
+    fresh = verified(V)
+    cache.put("fresh", fresh)  # the expired ones make room
+    assert cache.get("fresh") == (True, fresh) and len(cache) == 1
     for n in range(3):
-        cache.put(f"k{n}", None)
-    assert cache.get("k2") == (True, None) and len(cache._entries) <= 3
+        cache.put(f"k{n}", verified(V))
+    assert cache.get("k2")[0] and len(cache) <= 3
+
+
+def test_a_flood_of_unknown_keys_never_pushes_out_a_verified_one():
+    clock = Clock()
+    cache = KeyCache(60, max_entries=100, max_unknown=10, clock=clock)
+    real = verified(S)
+    cache.put("real", real)
+    for n in range(10_000):
+        cache.put(f"made-up-{n}", None)
+    assert cache.get("real") == (True, real)
+    assert len(cache) == 11, "the unknown ones stay within their own bound"
+    assert cache.get("made-up-9999") == (True, None) and cache.get("made-up-0") == (False, None)
+
+
+def test_only_tokens_shaped_like_a_generated_key_are_looked_up():
+    assert all(could_be_key(generate_key()) for _ in range(100))
+    for made_up in ("mas_short", "x" * 47, "mas_" + "x" * 42, "mas_" + "x" * 44, "mas_" + "x" * 42 + "!",
+                    "MAS_" + "x" * 43, "", "mas_" + "x" * 42 + "\n"):
+        assert not could_be_key(made_up), made_up
 
 
 # ---- the audit log's batching ----

@@ -10,7 +10,7 @@ from mcp.shared.uri_template import UriTemplate
 from marketing_agents.domain.graph import NodeKind
 from marketing_agents.errors import NotFound
 from marketing_agents.mcp.authorization import Forbidden, authorize_resource, authorize_tool
-from marketing_agents.mcp.catalog import RESOURCES, TOOLS, TOOLS_BY_NAME, match_resource
+from marketing_agents.mcp.catalog import RESOURCES, TOOLS, match_resource
 from marketing_agents.mcp.handlers import graph_id, tool_arguments_model, tool_description
 from marketing_agents.mcp.server import envelope_problem, origin_allowed, role_of
 
@@ -37,19 +37,52 @@ def test_an_unknown_uri_is_not_found():
         match_resource("db://leads/a/b")
 
 
-def test_roles_read_everything_and_only_writers_write():
-    for role in ("admin", "operator", "service", "viewer"):
-        authorize_resource(role)
-        for tool in TOOLS:
-            if tool.read_only:
-                authorize_tool(role, tool)
-    for role in (None, "", "guest"):
-        with pytest.raises(Forbidden):
-            authorize_resource(role)
-    with pytest.raises(Forbidden, match="viewer role may not call 'triage_lead'"):
-        authorize_tool("viewer", TOOLS_BY_NAME["triage_lead"])
-    for role in ("admin", "operator", "service"):
-        authorize_tool(role, TOOLS_BY_NAME["triage_leads"])
+EVERYONE = {"admin", "operator", "service", "viewer"}
+WRITERS = {"admin", "operator", "service"}
+DECIDERS = {"admin", "operator"}
+# Each resource and tool with the roles that may use it: what REST allows for the same data.
+EXPECTED_ROLES = {
+    "leads": EVERYONE, "leads-page": EVERYONE, "lead": EVERYONE, "campaigns": EVERYONE,
+    "campaigns-page": EVERYONE, "campaign": EVERYONE, "knowledge-graph": EVERYONE, "graph-node": EVERYONE,
+    "graph-neighbours": EVERYONE, "industry-channels": EVERYONE, "graph-path": EVERYONE, "graph-kind": EVERYONE,
+    "episodic-insights": EVERYONE,
+    # a person's interactions, sessions, conversations and episodes: what REST gives only with the export
+    "interactions": DECIDERS, "short-term": DECIDERS, "similar-episodes": DECIDERS, "lead-episodes": DECIDERS,
+    "triage_lead": WRITERS, "triage_leads": WRITERS,
+    "score_leads": EVERYONE, "plan_engagement": EVERYONE, "query_graph": EVERYONE, "analyse_campaign": EVERYONE,
+    "search_episodes": DECIDERS,
+}
+
+
+def test_every_resource_and_tool_has_the_roles_rest_gives_for_the_same_data():
+    assert {spec.name for spec in RESOURCES} | {tool.name for tool in TOOLS} == set(EXPECTED_ROLES), \
+        "a new resource or tool needs its REST equivalent in mcp.authorization and its roles here"
+    for spec in RESOURCES:
+        for role in EVERYONE:
+            if role in EXPECTED_ROLES[spec.name]:
+                authorize_resource(role, spec.name, spec.uri)
+            else:
+                with pytest.raises(Forbidden, match=f"the {role} role may not read"):
+                    authorize_resource(role, spec.name, spec.uri)
+        for role in (None, "", "guest"):
+            with pytest.raises(Forbidden):
+                authorize_resource(role, spec.name, spec.uri)
+    for tool in TOOLS:
+        assert tool.roles == EXPECTED_ROLES[tool.name]
+        for role in EVERYONE:
+            if role in EXPECTED_ROLES[tool.name]:
+                authorize_tool(role, tool.name)
+            else:
+                with pytest.raises(Forbidden, match=f"{role} role may not call '{tool.name}'"):
+                    authorize_tool(role, tool.name)
+
+
+def test_a_resource_or_tool_without_a_rest_equivalent_is_refused_to_everyone():
+    from marketing_agents.mcp.authorization import roles_for
+
+    assert roles_for("no_such_tool") == frozenset()
+    with pytest.raises(Forbidden):
+        authorize_tool("admin", "no_such_tool")
 
 
 def test_tool_arguments_are_the_methods_parameters_and_forbid_extras():
