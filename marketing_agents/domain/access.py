@@ -58,6 +58,15 @@ def actor_of(principal: Principal) -> str:
     return f"apikey:{principal.key_id}"
 
 
+def idempotency_scope(key_id: UUID | None, endpoint: str, key: str | None) -> str | None:
+    """The stored name of a client's idempotency key: the client's own name for it, scoped to the calling
+    API key and the endpoint. Clients pick their keys ("order-1", a counter), so two API keys, or one key
+    on two endpoints, that chose the same name must not get each other's stored answers."""
+    if key is None:
+        return None
+    return f"{key_id or 'anonymous'}/{endpoint}/{key}"
+
+
 # The bootstrap admin key's row in api_keys has this fixed id, so every replica upserts the same row.
 BOOTSTRAP_KEY_ID = UUID("00000000-0000-4000-8000-00000000a0a0")
 BOOTSTRAP_KEY_NAME = "bootstrap admin (MAS_ADMIN_API_KEY)"

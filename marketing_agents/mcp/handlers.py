@@ -38,6 +38,7 @@ from marketing_agents.domain import (
     ProvenanceEntry,
     utc_now,
 )
+from marketing_agents.domain.access import idempotency_scope
 from marketing_agents.domain.episode import EpisodeOutcome, InsightKind
 from marketing_agents.domain.field_errors import field_errors
 from marketing_agents.domain.graph import NodeKind, RelationType, bounds_text, graph_bounds
@@ -137,8 +138,12 @@ class McpServer:
         authorize_resource(role, spec.name, uri)
         return to_jsonable_python(await _called(getattr(self, spec.method), params, role))
 
-    async def call_tool(self, name: str, args: dict[str, Any] | None = None, role: str | None = "service") -> Any:
-        """Validates ``args`` against the tool's signature, then runs it. RequestError for bad arguments."""
+    async def call_tool(self, name: str, args: dict[str, Any] | None = None, role: str | None = "service",
+                        caller: UUID | None = None) -> Any:
+        """Validates ``args`` against the tool's signature, then runs it. RequestError for bad arguments.
+
+        ``caller`` is the calling API key: an idempotency key (or prefix) is the caller's own name for
+        it, stored scoped to that key and the tool (``domain.access.idempotency_scope``)."""
         spec = TOOLS_BY_NAME.get(name)
         if spec is None:
             raise NotFound(f"unknown tool '{name}'", {"tool": name, "known": sorted(TOOLS_BY_NAME)})
@@ -148,6 +153,8 @@ class McpServer:
         except ValidationError as exc:
             raise RequestError(f"invalid arguments for tool '{name}'", field_errors(exc.errors(), "arguments")) from None
         kwargs = {field: getattr(validated, field) for field in type(validated).model_fields}
+        for field in IDEMPOTENCY_ARGUMENTS & kwargs.keys():
+            kwargs[field] = idempotency_scope(caller, f"mcp.{name}", kwargs[field])
         return to_jsonable_python(await _called(getattr(self, name), kwargs, role))
 
     # -- resources: db:// --------------------------------------------------------------------------
@@ -493,6 +500,10 @@ def tool_arguments_model(name: str) -> type[BaseModel]:
 # by ``domain.graph.GRAPH_BOUNDS``). Filled by read_resource and call_tool, never from the caller's
 # arguments: it is not in any tool's schema, and no URI template names it.
 CALLER_ROLE = "caller_role"
+
+
+# The tools' arguments that name an idempotency key (triage_lead) or the prefix of a batch's (triage_leads).
+IDEMPOTENCY_ARGUMENTS = frozenset({"idempotency_key", "idempotency_key_prefix"})
 
 
 def _called(method: Callable[..., Awaitable[Any]], kwargs: dict[str, Any], role: str | None) -> Awaitable[Any]:

@@ -31,6 +31,7 @@ import os
 from collections.abc import Mapping
 from contextvars import ContextVar
 from typing import Any, Protocol
+from uuid import UUID
 
 import anyio
 from mcp.server.mcpserver import MCPServer
@@ -78,6 +79,7 @@ INSTRUCTIONS = (
 _role: ContextVar[str | None] = ContextVar("mcp_caller_role", default=None)
 # Where a tool that failed leaves its error's status and code for the audit (a dict, so that the
 # middleware sees what the tool wrote even if the SDK ran it in a copy of the context).
+_caller: ContextVar[UUID | None] = ContextVar("mcp_caller_key", default=None)
 _failure: ContextVar[dict[str, Any] | None] = ContextVar("mcp_tool_failure", default=None)
 AUDITED_METHODS = ("tools/call", "resources/read")
 # A JSON-RPC error's status in the audit, as the HTTP API would answer the same refusal.
@@ -88,7 +90,7 @@ _CODE_STATUS = {"not_found": 404, "conflict": 409, "forbidden": 403, "storage_un
 class Backend(Protocol):
     async def read_resource(self, uri: str, role: str | None) -> Any: ...
 
-    async def call_tool(self, name: str, args: dict[str, Any], role: str | None) -> Any: ...
+    async def call_tool(self, name: str, args: dict[str, Any], role: str | None, caller: UUID | None) -> Any: ...
 
 
 # ---- who is calling ----
@@ -96,6 +98,11 @@ class Backend(Protocol):
 def principal_of(scope: Mapping[str, Any]) -> Any:
     state = scope.get("state")
     return state.get("principal") if isinstance(state, Mapping) else None
+
+
+def key_id_of(principal: Any) -> UUID | None:
+    key_id = principal.get("key_id") if isinstance(principal, Mapping) else getattr(principal, "key_id", None)
+    return key_id if isinstance(key_id, UUID) else None
 
 
 def role_of(principal: Any) -> str | None:
@@ -112,6 +119,7 @@ async def authorize(ctx, call_next):
     request = ctx.request
     role = role_of(principal_of(request.scope)) if request is not None else None
     token = _role.set(role)
+    caller_token = _caller.set(key_id_of(principal_of(request.scope)) if request is not None else None)
     failure: dict[str, Any] = {}
     failure_token = _failure.set(failure)
     try:
@@ -134,6 +142,7 @@ async def authorize(ctx, call_next):
     finally:
         _failure.reset(failure_token)
         _role.reset(token)
+        _caller.reset(caller_token)
 
 
 def audited(ctx, status: int, outcome: str) -> None:
@@ -208,7 +217,7 @@ def _add_resource(server: MCPServer, spec: ResourceSpec, backend: Backend) -> No
 def _add_tool(server: MCPServer, spec: ToolSpec, backend: Backend) -> None:
     async def call(**arguments: Any) -> dict[str, Any] | CallToolResult:
         try:
-            return await backend.call_tool(spec.name, arguments, _role.get())
+            return await backend.call_tool(spec.name, arguments, _role.get(), _caller.get())
         except Forbidden as exc:
             raise MCPError(FORBIDDEN, f"Forbidden: {exc.message}", exc.details) from None
         except MarketingAgentsError as exc:  # a tool execution error: the caller (often a model) reads it

@@ -141,6 +141,12 @@ class AuditLog:
                         await asyncio.sleep(self.first_backoff_s * 2 ** (attempt - 1))
 
 
+def caller_key_id(request: Request) -> UUID | None:
+    """The calling API key's id; None where no access control stands in front (in-process tests)."""
+    principal = getattr(request.state, "principal", None)
+    return None if principal is None else principal.key_id
+
+
 class AccessService:
     """Keys, the cache, the rate limiter and the audit of one replica, over its store connections."""
 

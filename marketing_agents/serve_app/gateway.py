@@ -14,7 +14,7 @@ from typing import Annotated
 from uuid import UUID
 
 import ray
-from fastapi import FastAPI, Header
+from fastapi import FastAPI, Header, Request
 from fastapi.responses import JSONResponse
 from ray import serve
 from ray.serve.handle import DeploymentHandle
@@ -27,9 +27,10 @@ from marketing_agents.domain import (
     UnsubscribeRequest,
     UnsubscribeResult,
 )
+from marketing_agents.domain.access import idempotency_scope
 from marketing_agents.domain.limits import IDEMPOTENCY_KEY_PATTERN, MAX_IDEMPOTENCY_KEY_LENGTH
 from marketing_agents.memory.consolidator import ConsolidationReport
-from marketing_agents.serve_app.access_control import install_access_control
+from marketing_agents.serve_app.access_control import caller_key_id, install_access_control
 from marketing_agents.serve_app.campaigns import add_campaign_routes
 from marketing_agents.serve_app.http_errors import (
     ROUTE_ERRORS,
@@ -147,8 +148,8 @@ def build_api(gateway: ApiGateway) -> FastAPI:
         tags=["leads"],
         summary="Submit a new lead: triage, handoff and a first engagement plan in one call",
     )
-    async def create_lead(lead: NewLead, idempotency_key: IdempotencyKey = None):
-        return await gateway.submit_lead(lead, idempotency_key)
+    async def create_lead(lead: NewLead, request: Request, idempotency_key: IdempotencyKey = None):
+        return await gateway.submit_lead(lead, idempotency_scope(caller_key_id(request), "leads", idempotency_key))
 
     @app.get("/api/v1/leads/{lead_id}", response_model=LeadDetail, responses=ROUTE_ERRORS, tags=["leads"],
              summary="A stored lead with its triage, handoffs and engagement plan")

@@ -29,11 +29,12 @@ from datetime import datetime
 from typing import Annotated, Any
 from uuid import UUID
 
-from fastapi import FastAPI, Header, Query
+from fastapi import FastAPI, Header, Query, Request
 from fastapi.exceptions import RequestValidationError
 from pydantic import ValidationError
 from ray.serve.handle import DeploymentHandle
 
+from marketing_agents.domain.access import idempotency_scope
 from marketing_agents.domain.lead import LeadStatus
 from marketing_agents.domain.lead_views import (
     DEFAULT_PAGE,
@@ -50,6 +51,7 @@ from marketing_agents.domain.lead_views import (
 )
 from marketing_agents.domain.limits import IDEMPOTENCY_KEY_PATTERN, MAX_IDEMPOTENCY_KEY_LENGTH, MAX_LEAD_BATCH
 from marketing_agents.domain.triage import TriageCategory
+from marketing_agents.serve_app.access_control import caller_key_id
 from marketing_agents.serve_app.handles import Remote
 from marketing_agents.serve_app.http_errors import ROUTE_ERRORS
 
@@ -65,8 +67,9 @@ def add_lead_routes(app: FastAPI, orchestrator: DeploymentHandle | Any) -> None:
 
     @app.post("/api/v1/leads:batch", response_model=LeadBatchResult, responses=ROUTE_ERRORS, tags=["leads"],
               summary=f"Submit up to {MAX_LEAD_BATCH:,} leads, triaged together; one result per lead, in order")
-    async def create_leads(batch: LeadBatch, idempotency_key: BatchIdempotencyKey = None):
-        return await leads.submit_batch(batch.leads, idempotency_key)
+    async def create_leads(batch: LeadBatch, request: Request, idempotency_key: BatchIdempotencyKey = None):
+        key = idempotency_scope(caller_key_id(request), "leads:batch", idempotency_key)
+        return await leads.submit_batch(batch.leads, key)
 
     @app.get("/api/v1/leads", response_model=LeadPage, responses=ROUTE_ERRORS, tags=["leads"],
              summary="List leads: filters, a sort and cursor pagination")

@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 from datetime import timedelta
 from typing import Any
+from uuid import UUID
 
 from ray import serve
 from ray.serve.handle import DeploymentHandle
@@ -76,8 +77,9 @@ class McpServerDeployment:
     async def read_resource(self, uri: str, role: str | None = "service") -> Any:
         return await (await self._mcp_server()).read_resource(uri, role)
 
-    async def call_tool(self, name: str, args: dict[str, Any] | None = None, role: str | None = "service") -> Any:
-        return await (await self._mcp_server()).call_tool(name, args, role)
+    async def call_tool(self, name: str, args: dict[str, Any] | None = None, role: str | None = "service",
+                        caller: UUID | None = None) -> Any:
+        return await (await self._mcp_server()).call_tool(name, args, role, caller)
 
 
 def install_mcp(app, mcp: DeploymentHandle | None) -> None:
