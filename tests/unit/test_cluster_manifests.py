@@ -42,7 +42,9 @@ PLACEHOLDERS = {"MAS_IMAGE": "123456789012.dkr.ecr.us-east-1.amazonaws.com/marke
 OLDEST_KUBERNETES = "1.31"
 SECRET = "marketing-agents-secrets"
 SECRET_ENV = {"MAS_POSTGRES_DSN": "postgres-dsn", "MAS_REDIS_URL": "redis-url", "MAS_NEO4J_URI": "neo4j-uri",
+              "MAS_NEO4J_USER": "neo4j-user", "MAS_NEO4J_PASSWORD": "neo4j-password",
               "MAS_ADMIN_API_KEY": "admin-api-key"}
+OPTIONAL_SECRET_ENV = {"MAS_NEO4J_URI", "MAS_NEO4J_USER", "MAS_NEO4J_PASSWORD"}  # the graph may stay in PostgreSQL
 SEED_PORTS = {8080, 8765, 8766}
 DATABASE_PORTS = {"postgresql": 5432, "redis": 6379, "neo4j": 7687}
 BUILT_IN_GROUPS = {"v1", "apps/v1", "batch/v1", "networking.k8s.io/v1", "storage.k8s.io/v1", "policy/v1"}
@@ -411,7 +413,7 @@ def test_every_ray_pod_gets_its_stores_from_the_secret(where):
     wanted = SECRET_ENV if where.startswith("RayService") else {"MAS_POSTGRES_DSN": "postgres-dsn"}
     for name, key in wanted.items():
         assert env[name]["valueFrom"]["secretKeyRef"] == {"name": SECRET, "key": key,
-                                                          **({"optional": True} if name == "MAS_NEO4J_URI" else {})}
+                                                          **({"optional": True} if name in OPTIONAL_SECRET_ENV else {})}
     assert {"configMapRef": {"name": "marketing-agents-config"}} in container["envFrom"]
 
 
@@ -422,6 +424,15 @@ def _secret_refs(node: Any) -> list[dict]:
     if isinstance(node, list):
         return [r for v in node for r in _secret_refs(v)]
     return []
+
+
+def test_every_ray_cluster_takes_only_rays_token():
+    """The dashboard and the job API run code on the cluster: with token authentication, only a holder of
+    the token KubeRay generates can reach them."""
+    clusters = [doc["spec"]["rayClusterConfig" if doc["kind"] == "RayService" else "rayClusterSpec"]
+                for _, doc in DOCS if doc.get("kind") in ("RayService", "RayJob")]
+    assert len(clusters) == 2
+    assert all(cluster["authOptions"] == {"mode": "token"} for cluster in clusters)
 
 
 def test_secret_references_name_keys_the_readme_creates_and_no_value_is_committed():
