@@ -51,6 +51,9 @@ class RunningSystem:
             # The optimizer's rounds: often, so that the closed-loop test's days pass quickly. It steps
             # only active campaigns; the tests that drive it by hand use drafts.
             "MAS_OPTIMIZER_EVERY_S": "0.5",
+            # A handoff a fault interrupted is resumed soon after (the fault suite waits for it).
+            "MAS_HANDOFF_LEASE_S": "10",
+            "MAS_HANDOFF_RECOVERY_EVERY_S": "1",
             "MAS_ADMIN_API_KEY": self.admin_key,
             # The whole session shares one admin key: its polling must not hit the per-key rate limit
             # (the limit itself is tested with keys of their own).

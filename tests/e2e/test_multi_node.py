@@ -25,13 +25,13 @@ import httpx
 import pytest
 
 from marketing_agents.memory.semantic import SemanticMemory
-from marketing_agents.memory.tier_actors import TIER_NAMES, MemoryTierActor
 from marketing_agents.scoring_models import ModelRegistry, ensure_default_model
 from marketing_agents.stores.migrations import apply_migrations
 from marketing_agents.stores.postgres import init_connection
 from marketing_agents.stores.postgres_graph import PostgresGraphStore
 from tests.cluster_support import REPO, LocalCluster, deployment_options, serve_config
-from tests.support import free_port, fresh_database, lead_payload, wait_for
+from tests.e2e.traffic import LeadTraffic, Post
+from tests.support import free_port, fresh_database, wait_for
 
 pytestmark = pytest.mark.e2e
 
@@ -41,65 +41,6 @@ GATEWAY = "ApiGateway"
 LEAD_PATH = ("LeadOrchestrator", "TriageAgent", "HandoffOrchestrator", "EngagementAgent")
 FINAL = {"engaged", "needs_review", "disqualified"}
 FAILOVER_MARGIN_S = 10
-
-
-@dataclass
-class Post:
-    n: int
-    key: str
-    body: dict
-    started: float
-    ended: float = 0.0
-    status: int | None = None  # None: no HTTP answer at all
-    error: str = ""
-    lead_id: str | None = None
-    lead_status: str | None = None  # as answered: engaged, ..., or handing_off (recovery finishes it)
-
-    @property
-    def accepted(self) -> bool:
-        return self.status == 200
-
-
-class LeadTraffic:
-    """``concurrency`` clients posting leads back to back; every request and its answer is kept."""
-
-    def __init__(self, http: httpx.AsyncClient, concurrency: int) -> None:
-        self.http = http
-        self.concurrency = concurrency
-        self.posts: list[Post] = []
-        self._numbers = itertools.count()
-        self._stopping = asyncio.Event()
-
-    async def run(self) -> None:
-        await asyncio.gather(*(self._client() for _ in range(self.concurrency)))
-
-    def stop(self) -> None:
-        self._stopping.set()
-
-    async def _client(self) -> None:
-        while not self._stopping.is_set():
-            n = next(self._numbers)
-            post = Post(n, f"multi-node-{n}-{secrets.token_hex(4)}", lead_payload(
-                email=f"lead-{n}@multi-node-{n % 7}.io", company=f"Multi Node {n}", external_id=f"multi-node-{n}"),
-                started=time.monotonic())
-            self.posts.append(post)
-            await self.send(post)
-
-    async def send(self, post: Post) -> Post:
-        try:
-            response = await self.http.post("/api/v1/leads", json=post.body, headers={"Idempotency-Key": post.key})
-            post.status = response.status_code
-            if response.status_code == 200:
-                post.lead_id, post.lead_status = response.json()["lead_id"], response.json()["status"]
-            else:
-                post.error = response.text[:300]
-        except httpx.HTTPError as exc:
-            post.status, post.error = None, f"{type(exc).__name__}: {exc}"
-        post.ended = time.monotonic()
-        return post
-
-    def accepted_started_after(self, t: float) -> int:
-        return sum(p.accepted for p in self.posts if p.started > t)
 
 
 @dataclass
@@ -158,14 +99,8 @@ async def multi_node(migrated, tmp_path: Path) -> AsyncIterator[MultiNodeSystem]
     http_port = free_port()
     try:
         cluster.start()  # in the main thread (Ray's signal handlers); nothing else runs on the loop yet
-        # The memory tiers' actors (created by the first orchestrator replica, found by name after) are
-        # made here, on the head. Left where Ray puts them, one on the killed node restarts on another,
-        # and while it does every lead's score-history write fails and turns an accepted, stored lead
-        # into a 500 (LeadOrchestrator._remember_score only expects StorageError): failures for as long as
-        # that restart takes, a bound this test could not state. Serve's recovery is what it tests.
-        for tier in TIER_NAMES:
-            MemoryTierActor.options(name=f"memory-{tier}", namespace="marketing_agents", lifetime="detached",
-                                    resources={HEAD: 0.001}).remote(tier)
+        # The memory tiers' actors are left where Ray puts them (the first orchestrator replica creates
+        # them): one on the killed node restarts on another, and meanwhile its callers get StorageError.
         await asyncio.to_thread(cluster.deploy, http_port, options)
         yield MultiNodeSystem(cluster, f"http://127.0.0.1:{http_port}", admin_key, dsn, targets)
     finally:
