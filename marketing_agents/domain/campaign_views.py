@@ -26,9 +26,9 @@ from marketing_agents.domain.campaign import MAX_VARIANTS, MetricsRow, Money, Va
 from marketing_agents.domain.common import Text
 from marketing_agents.domain.field_errors import InvalidFields, field_error
 from marketing_agents.domain.optimization import Allocation, EscalationKind, OptimizationDecision, PerformanceReport
-from marketing_agents.domain.text import OneLineStr
+from marketing_agents.domain.text import ONE_LINE
 
-CampaignName = Annotated[OneLineStr, StringConstraints(min_length=1, max_length=200)]  # one line, as names are
+CampaignName = Annotated[str, StringConstraints(min_length=1, max_length=200), ONE_LINE]  # one line, as names are
 Actor = Annotated[str, StringConstraints(min_length=1, max_length=200)]
 
 OPTIMIZER = "optimizer"  # ``created_by`` / ``applied_by`` of what the optimizer did on its own

@@ -8,7 +8,7 @@ from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
-from marketing_agents.domain.text import OneLineStr, StorableStr
+from marketing_agents.domain.text import ONE_LINE, STORABLE
 
 
 class DomainModel(BaseModel):
@@ -29,8 +29,8 @@ class Channel(StrEnum):
 
 # A name is one line (it may reach an email header or subject); free text may span lines. Both refuse
 # what PostgreSQL cannot store (domain.text).
-Name = Annotated[OneLineStr, StringConstraints(min_length=1, max_length=100)]
-Text = Annotated[StorableStr, StringConstraints(max_length=2000)]
+Name = Annotated[str, StringConstraints(min_length=1, max_length=100), ONE_LINE]
+Text = Annotated[str, StringConstraints(max_length=2000), STORABLE]
 Slug = Annotated[str, StringConstraints(min_length=1, max_length=64, pattern=r"^[a-z0-9][a-z0-9_\-]*$")]
 Probability = Annotated[float, Field(ge=0.0, le=1.0)]
 Score100 = Annotated[float, Field(ge=0.0, le=100.0)]

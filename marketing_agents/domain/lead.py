@@ -12,7 +12,7 @@ from pydantic import AfterValidator, AwareDatetime, ConfigDict, EmailStr, Field,
 
 from marketing_agents.domain.common import Channel, DomainModel, Name, Slug, utc_now
 from marketing_agents.domain.limits import MAX_CAPTURE_AGE, MAX_CLOCK_SKEW, MAX_EXTERNAL_ID_LENGTH
-from marketing_agents.domain.text import OneLineStr
+from marketing_agents.domain.text import ONE_LINE
 
 MAX_ATTRIBUTES = 50
 
@@ -77,8 +77,8 @@ class NewLead(DomainModel):
     first_name: Name
     last_name: Name
     # Names, company and job title fill the message templates, subjects included: one line each.
-    company: Annotated[OneLineStr, StringConstraints(min_length=1, max_length=200)]
-    job_title: Annotated[OneLineStr, StringConstraints(min_length=1, max_length=150)]
+    company: Annotated[str, StringConstraints(min_length=1, max_length=200), ONE_LINE]
+    job_title: Annotated[str, StringConstraints(min_length=1, max_length=150), ONE_LINE]
     industry: Name
     company_size: int = Field(ge=1, le=10_000_000, description="Number of employees.")
     country: CountryCode = Field(description="ISO 3166-1 alpha-2 code, e.g. 'DE'.")

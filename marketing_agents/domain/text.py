@@ -11,7 +11,6 @@ refuses every control and line or paragraph separator character.
 from __future__ import annotations
 
 import re
-from typing import Annotated
 
 from pydantic import AfterValidator
 
@@ -57,8 +56,10 @@ def _one_line(value: str) -> str:
     return value
 
 
+# Validators to put after a string's own constraints (``Annotated[str, StringConstraints(...), ONE_LINE]``),
+# so that a too long or empty value keeps pydantic's own error (``string_too_long``) and these run last.
 # Free text that may span lines (an objective, a reason): storable, nothing more.
-StorableStr = Annotated[str, AfterValidator(_storable)]
+STORABLE = AfterValidator(_storable)
 # A name, a company, a job title: what may reach an email header or subject.
-OneLineStr = Annotated[str, AfterValidator(_one_line)]
+ONE_LINE = AfterValidator(_one_line)
 

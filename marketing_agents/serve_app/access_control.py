@@ -48,6 +48,7 @@ from uuid import UUID
 
 from fastapi import FastAPI, Query, Request
 from starlette.responses import Response
+from starlette.routing import Match, Router
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from starlette.websockets import WebSocket
 
@@ -238,9 +239,10 @@ def _refusal(status: int, code: str, message: str, details: Any = None, retry_af
 class AccessControl:
     """The ASGI middleware; see the module's docstring."""
 
-    def __init__(self, app: ASGIApp, service: AccessService) -> None:
+    def __init__(self, app: ASGIApp, service: AccessService, router: Router | None = None) -> None:
         self.app = app
         self.service = service
+        self.router = router
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] not in ("http", "websocket"):
@@ -284,6 +286,9 @@ class AccessControl:
             return
         roles = allowed_roles(method, path)
         audited = scope["type"] == "http" and is_write(method)
+        if not roles and not self._routed(scope):
+            await self.app(scope, receive, send)  # no such route: the app's own 404 (or 405), not a 403
+            return
         if principal.role not in roles:
             allowed = sorted(role.value for role in roles)
             await _refuse(scope, receive, send, _refusal(
@@ -321,6 +326,13 @@ class AccessControl:
         finally:
             if audited and not detailed:
                 self._audit(principal, method, path, status)
+
+    def _routed(self, scope: Scope) -> bool:
+        """Whether a route of the app takes this path (any method): the policy denies what it does not
+        name, but a path no route takes is the client's typo, answered 404 by the app."""
+        if self.router is None:
+            return True
+        return any(route.matches(scope)[0] is not Match.NONE for route in self.router.routes)
 
     def _audit(self, principal: Principal, method: str, path: str, status: int) -> None:
         self.service.audit.record(AuditRecord(key_id=principal.key_id, method=method, path=path, status=status,
@@ -422,7 +434,7 @@ def _secure_openapi(app: FastAPI) -> None:
 def install_access_control(app: FastAPI, stores: StoreConnections, settings: Settings | None = None) -> AccessService:
     """Access control on ``app``; call it after the other middleware is added so that it runs first."""
     service = AccessService(stores, settings)
-    app.add_middleware(AccessControl, service=service)
+    app.add_middleware(AccessControl, service=service, router=app.router)
     add_key_routes(app, service)
     _secure_openapi(app)
     inner = app.router.lifespan_context

@@ -72,6 +72,11 @@ async def test_a_route_no_rule_names_is_refused_to_every_role(connections, keys)
     for key in (operator.key, ADMIN_KEY):
         async with served_under(app, "", key) as client:
             assert (await client.put("/api/v1/unlisted")).status_code == 403
+            # A path no route takes is a typo, not a refusal: the app's own 404, under a prefix too.
+            missing = await client.get("/api/v1/nothing-here")
+            assert missing.status_code == 404 and missing.json()["error"]["code"] == "not_found", missing.text
+    async with served_under(app, PREFIX, operator.key) as client:
+        assert (await client.get(f"{PREFIX}/api/v1/nothing-here")).status_code == 404
 
 
 async def test_tokens_that_cannot_be_keys_are_refused_without_asking_postgresql(migrated):
