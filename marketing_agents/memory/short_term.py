@@ -49,15 +49,16 @@ class ShortTermMemory:
 
     # Context cache: a lead's working context while agents handle it (cache TTL).
     async def cache_context(self, lead_id: UUID, context: dict[str, Any]) -> None:
-        await self.store.put_json(context_key(lead_id), context, self.policy.cache_s, lead_index(lead_id))
+        await self.store.put_json(context_key(lead_id), context, self.policy.cache_s, lead_index(lead_id),
+                                  erased_marker(lead_id))
 
     async def context(self, lead_id: UUID) -> dict[str, Any] | None:
         return await self.store.get_json(context_key(lead_id))
 
     # Sessions: a visitor's or an agent's session state, as a hash (session TTL).
     async def remember_session(self, session_id: str, fields: dict[str, Any], lead_id: UUID | None = None) -> None:
-        index = lead_index(lead_id) if lead_id else None
-        await self.store.put_hash(f"{PREFIX}:session:{session_id}", fields, self.policy.session_s, index)
+        index, marker = (lead_index(lead_id), erased_marker(lead_id)) if lead_id else (None, None)
+        await self.store.put_hash(f"{PREFIX}:session:{session_id}", fields, self.policy.session_s, index, marker)
 
     async def session(self, session_id: str) -> dict[str, Any]:
         return await self.store.get_hash(f"{PREFIX}:session:{session_id}")
@@ -66,7 +67,8 @@ class ShortTermMemory:
     async def add_turn(self, lead_id: UUID, conversation_id: str, role: str, text: str) -> int:
         key = f"{PREFIX}:conversation:{conversation_id}"
         value = {"role": role, "text": text, "at": utc_now().isoformat()}
-        return await self.store.append_to_hash(key, value, self.policy.session_s, lead_index(lead_id))
+        return await self.store.append_to_hash(key, value, self.policy.session_s, lead_index(lead_id),
+                                               erased_marker(lead_id))
 
     async def conversation(self, conversation_id: str) -> list[Turn]:
         raw = await self.store.get_hash(f"{PREFIX}:conversation:{conversation_id}")
@@ -75,7 +77,7 @@ class ShortTermMemory:
     # Temp data: intermediate results nobody needs for long (temp TTL).
     async def put_temp(self, name: str, value: Any, lead_id: UUID | None = None) -> None:
         await self.store.put_json(f"{PREFIX}:temp:{name}", value, self.policy.temp_s,
-                                  lead_index(lead_id) if lead_id else None)
+                                  lead_index(lead_id) if lead_id else None, erased_marker(lead_id) if lead_id else None)
 
     async def temp(self, name: str) -> Any | None:
         return await self.store.get_json(f"{PREFIX}:temp:{name}")
@@ -86,8 +88,9 @@ class ShortTermMemory:
         return [UUID(key.split(":")[2]) for key in keys]
 
     async def seal_lead(self, lead_id: UUID) -> None:
-        """Marks the lead erased before its data goes, so that an event about it that is published while
-        (or after) the erasure runs is dropped instead of written back (``redis_layout.erased_marker``)."""
+        """Marks the lead erased before its data goes, so that what work still under way writes about it
+        while (or after) the erasure runs, an event, its context, a session or a conversation turn, is
+        dropped instead of written back (``redis_layout.erased_marker``)."""
         await self.store.set_marker(erased_marker(lead_id), ERASED_MARKER_S)
 
     async def forget_lead(self, lead_id: UUID) -> int:

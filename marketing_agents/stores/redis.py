@@ -152,8 +152,14 @@ return result
 # Listing a key in an index set, which lives at least as long as its longest-lived member: a member
 # written with a TTL of ARGV[2] s extends the set to that TTL (never shortens it), so the set expires
 # with the last of them instead of outliving them forever. A set without a TTL (-1) gets one.
-# KEYS: index; ARGV: member, ttl_s.
+# Run in the write's transaction, after the write: when the key ARGV[3] exists (the lead was erased
+# meanwhile), the member just written is deleted again and not listed.
+# KEYS: index; ARGV: member, ttl_s, marker or ''.
 _INDEX = """
+if ARGV[3] ~= '' and redis.call('EXISTS', ARGV[3]) == 1 then
+    redis.call('DEL', ARGV[1])
+    return 0
+end
 redis.call('SADD', KEYS[1], ARGV[1])
 if redis.call('TTL', KEYS[1]) < tonumber(ARGV[2]) then
     redis.call('EXPIRE', KEYS[1], ARGV[2])
@@ -207,29 +213,33 @@ class RedisShortTermStore:
         except (RedisError, OSError) as exc:
             raise StorageError(f"Redis unavailable while trying to {action}: {exc}") from exc
 
-    async def put_json(self, key: str, value: Any, ttl_s: int, index: str | None = None) -> None:
+    async def put_json(self, key: str, value: Any, ttl_s: int, index: str | None = None,
+                       unless: str | None = None) -> None:
+        """Writes ``key`` and lists it in ``index``; when the key ``unless`` exists, nothing stays written."""
         async with self._client.pipeline(transaction=True) as pipe:
             pipe.set(key, json.dumps(value, default=str), ex=ttl_s)
             if index is not None:
-                await self._index(keys=[index], args=[key, ttl_s], client=pipe)
+                await self._index(keys=[index], args=[key, ttl_s, unless or ""], client=pipe)
             await self._call("write a value", pipe.execute())
 
     async def get_json(self, key: str) -> Any | None:
         raw = await self._call("read a value", self._client.get(key))
         return None if raw is None else json.loads(raw)
 
-    async def put_hash(self, key: str, fields: dict[str, Any], ttl_s: int, index: str | None = None) -> None:
+    async def put_hash(self, key: str, fields: dict[str, Any], ttl_s: int, index: str | None = None,
+                       unless: str | None = None) -> None:
         async with self._client.pipeline(transaction=True) as pipe:
             pipe.hset(key, mapping={k: json.dumps(v, default=str) for k, v in fields.items()})
             pipe.expire(key, ttl_s)
             if index is not None:
-                await self._index(keys=[index], args=[key, ttl_s], client=pipe)
+                await self._index(keys=[index], args=[key, ttl_s, unless or ""], client=pipe)
             await self._call("write a hash", pipe.execute())
 
-    async def append_to_hash(self, key: str, value: Any, ttl_s: int, index: str | None = None) -> int:
+    async def append_to_hash(self, key: str, value: Any, ttl_s: int, index: str | None = None,
+                             unless: str | None = None) -> int:
         """Stores ``value`` under the hash's next sequence number (1, 2, ...) and returns that number."""
         seq = await self._call("number a hash entry", self._client.hincrby(key, "_seq", 1))
-        await self.put_hash(key, {f"{seq:08d}": value}, ttl_s, index)
+        await self.put_hash(key, {f"{seq:08d}": value}, ttl_s, index, unless)
         return seq
 
     async def get_hash(self, key: str) -> dict[str, Any]:

@@ -172,6 +172,10 @@ async def test_erasure_through_the_api_leaves_nothing_in_any_table_or_key(system
     await publish_after_commit(EventBus(RedisShortTermStore(redis_client)), [OutgoingEvent(
         (f"lead:{erased}", "touchpoints"), "touchpoint.sent", {"lead_id": str(erased), "channel": "email"})],
         "a late delivery")
+    late = tiers["short_term"]  # and so are its context, a session and a conversation turn written late
+    await late.cache_context(erased, {"email": identity["email"]})
+    await late.remember_session(f"late-{erased}", {"email": identity["email"]}, erased)
+    await late.add_turn(erased, f"conv-late-{erased}", "lead", f"still {identity['email']}")
     assert await tables_mentioning(pool, needles_of(identity)) == {}
     assert await keys_mentioning(redis_client, needles_of(identity)) == []
     assert await pool.fetchval("SELECT count(*) FROM api_audit WHERE method = 'DELETE' AND path = $1",
