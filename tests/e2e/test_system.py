@@ -8,7 +8,7 @@ import httpx
 import psutil
 import pytest
 
-from tests.support import lead_payload
+from tests.support import lead_payload, wait_for
 
 pytestmark = pytest.mark.e2e
 
@@ -43,21 +43,25 @@ def test_openapi_describes_the_lead_endpoints_with_their_models(api):
     assert api.get("/docs").status_code == 200
 
 
-def test_readiness_fails_when_a_store_goes_down_and_recovers(system, api):
-    """Valkey stopped under the running system: /readyz says which store, then recovers on restart."""
+async def test_readiness_fails_when_a_store_goes_down_and_recovers(system, api):
+    """Valkey stopped under the running system: /readyz says which store, then recovers on restart.
+    Its answer is kept for a second (``serve_app.status.READINESS_CACHE_S``), so each is awaited."""
     from marketing_agents.launcher import RunInfo
+
+    def readiness(status: int) -> httpx.Response | None:
+        response = api.get("/readyz", timeout=30)
+        return response if response.status_code == status else None
 
     info = RunInfo.read(system.data_dir)
     valkey = psutil.Process(info.valkey_pid)
     valkey.suspend()
     try:
-        response = api.get("/readyz", timeout=30)
-        assert response.status_code == 503
+        response = await wait_for(lambda: readiness(503), timeout_s=60)
         assert response.headers["Retry-After"] == "5"
         assert any("redis" in problem for problem in response.json()["problems"])
     finally:
         valkey.resume()
-    assert api.get("/readyz").status_code == 200
+    await wait_for(lambda: readiness(200), timeout_s=60)
 
 
 def our_processes_gone(processes: list[psutil.Process]) -> bool:
