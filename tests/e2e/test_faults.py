@@ -41,6 +41,8 @@ async def http(system: RunningSystem) -> AsyncIterator[httpx.AsyncClient]:
 
 
 def _kill_tree(pid: int) -> None:
+    """SIGKILL to a process and its children, returning once none of them runs. A killed child of the
+    launcher stays a zombie until the launcher reaps it, so a zombie counts as gone."""
     root = psutil.Process(pid)
     family = [root, *root.children(recursive=True)]
     for process in family:
@@ -48,7 +50,18 @@ def _kill_tree(pid: int) -> None:
             process.kill()
         except psutil.NoSuchProcess:
             pass
-    psutil.wait_procs(family, timeout=30)
+    psutil.wait_procs(family, timeout=0)
+
+    def gone(process: psutil.Process) -> bool:
+        try:
+            return process.status() == psutil.STATUS_ZOMBIE
+        except psutil.NoSuchProcess:
+            return True
+
+    deadline = time.monotonic() + 30
+    while not all(gone(p) for p in family):
+        assert time.monotonic() < deadline, f"processes still run after SIGKILL: {family}"
+        time.sleep(0.05)
 
 
 def _postgres(system: RunningSystem) -> EmbeddedPostgres:
@@ -71,6 +84,12 @@ def kill_postgres(system: RunningSystem) -> None:
     pid = _postgres(system).pid()
     assert pid is not None, "no embedded PostgreSQL runs"
     _kill_tree(pid)
+    # The postmaster is no child of ours: its pid is gone once init reaps it. Until then the server
+    # wheel, which checks the pid in postmaster.pid, would take it for running and start nothing.
+    deadline = time.monotonic() + 30
+    while psutil.pid_exists(pid):
+        assert time.monotonic() < deadline, f"PostgreSQL's postmaster {pid} was never reaped"
+        time.sleep(0.05)
 
 
 def start_postgres(system: RunningSystem) -> None:

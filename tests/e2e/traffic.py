@@ -60,6 +60,20 @@ class LeadTraffic:
                 started=time.monotonic())
             self.posts.append(post)
             await self.send(post)
+            if post.status == 503:
+                await self._pause(post.retry_after)
+
+    async def _pause(self, retry_after: str | None) -> None:
+        """A client that honours ``Retry-After``, as well-behaved ones do, at most a second here so that
+        the traffic notices the recovery promptly; stopping the traffic ends the pause."""
+        try:
+            delay = min(float(retry_after or 1), 1.0)
+        except ValueError:
+            delay = 1.0
+        try:
+            await asyncio.wait_for(self._stopping.wait(), timeout=delay)
+        except TimeoutError:
+            pass
 
     async def send(self, post: Post) -> Post:
         try:
