@@ -144,6 +144,9 @@ class Settings(BaseSettings):
     handoff_first_backoff_s: float = Field(default=0.2, ge=0)
     # A stored handoff whose process died is resumed once its lease runs out; recovery looks this often.
     handoff_lease_s: int = Field(default=60, ge=1)
+    # A person's claim on a lead under review lapses after this long, so a lead someone walked away
+    # from goes back to the others by itself.
+    review_claim_ttl_s: int = Field(default=900, ge=10, le=7 * 24 * 3600)
     handoff_recovery_every_s: float = Field(default=15.0, ge=0)
 
     # The campaign optimizer's policy, MAS_OPTIMIZER_*: one field per OptimizerPolicy field

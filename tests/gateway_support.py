@@ -85,7 +85,7 @@ async def gateway_app(migrated, pool, repository, models: Path | None, **overrid
 
         orchestrator = _bare(LeadOrchestratorDeployment)
         orchestrator._settings, orchestrator._stores, orchestrator._memory = settings, stores, world.memory
-        orchestrator._leads = repository
+        orchestrator._leads, orchestrator._review = repository, None
         orchestrator._intake = InProcessAgents().intake(repository, short_term, memory=world.memory, events=events)
 
         feedback = _bare(EngagementFeedbackDeployment)

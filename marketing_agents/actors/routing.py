@@ -20,12 +20,13 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
-from typing import Annotated, Self
+from typing import Self
 
 import yaml
-from pydantic import Field, StringConstraints, ValidationError, model_validator
+from pydantic import Field, ValidationError, model_validator
 
 from marketing_agents.domain import DomainModel, TriageCategory
+from marketing_agents.domain.review import QueueName
 from marketing_agents.domain.triage import LeadEnrichment
 from marketing_agents.errors import ConfigError
 
@@ -33,7 +34,8 @@ ENGAGEMENT_AGENT = "EngagementAgent"
 HUMAN_REVIEW = "HumanReview"  # the queue for leads a person must look at before anyone contacts them
 AGENTS = frozenset({ENGAGEMENT_AGENT})
 
-RouteName = Annotated[str, StringConstraints(min_length=1, max_length=64, pattern=r"^[A-Za-z][A-Za-z0-9_.\-]*$")]
+# An agent's name or a human queue's: both take the shape of a queue name, which a person may reassign to.
+RouteName = QueueName
 
 # How many leads each human queue holds now; a queue missing from the mapping is empty.
 QueueLoad = Callable[[], Mapping[str, int]]
@@ -41,6 +43,12 @@ QueueLoad = Callable[[], Mapping[str, int]]
 
 def is_agent(route: str | None) -> bool:
     return route in AGENTS
+
+
+def review_queue_for(route: str | None) -> str:
+    """The queue a lead held for review waits in: its route's, when that is a human queue, else
+    HumanReview (a duplicate, a rejected or dead-lettered handoff, a disqualified lead a person reopens)."""
+    return route if route is not None and not is_agent(route) else HUMAN_REVIEW
 
 
 class RoutingRule(DomainModel):

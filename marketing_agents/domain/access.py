@@ -189,6 +189,7 @@ READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 WEBSOCKET = "WEBSOCKET"  # the method a WebSocket scope is looked up with
 MCP = "/mcp"
 EXPORT = "/api/v1/leads/{lead_id}/export"
+INTERACTIONS = "/api/v1/leads/{lead_id}/interactions"
 
 # Served to anyone, without a key.
 PUBLIC_PATHS = frozenset({"/healthz", "/readyz", "/docs", "/docs/oauth2-redirect", "/redoc", "/openapi.json"})
@@ -231,6 +232,7 @@ POST = _methods("POST")
 # rule here (tests/unit/test_route_policy.py names every route of the app and its roles). Paths are the
 # routed path, without Serve's route_prefix (see routed_path).
 POLICY: tuple[Rule, ...] = (
+    Rule(READ_METHODS, "/api/v1/me", ALL_ROLES),  # who the calling key is: the console shows what its role may do
     Rule(None, "/api/v1/keys/**", ADMINS),
     Rule(READ_METHODS, "/api/v1/audit", ADMINS),
     # leads
@@ -241,7 +243,14 @@ POLICY: tuple[Rule, ...] = (
     Rule(_methods("DELETE"), "/api/v1/leads/{lead_id}", ADMINS),  # erasure across every tier
     Rule(READ_METHODS, "/api/v1/leads/{lead_id}/profile", ALL_ROLES),
     Rule(READ_METHODS, EXPORT, DECIDERS),  # everything held about a person
+    Rule(READ_METHODS, INTERACTIONS, DECIDERS),  # what a person did: as MCP's db://interactions
     Rule(POST, "/api/v1/leads/{lead_id}/unsubscribe", WRITERS),
+    Rule(_methods("PATCH"), "/api/v1/leads/{lead_id}", WRITERS),  # corrections, consent given again
+    # review queues: anyone may look; deciding a lead is a person's call
+    Rule(READ_METHODS, "/api/v1/review-queues", ALL_ROLES),
+    Rule(READ_METHODS, "/api/v1/review-queues/{name}/leads", ALL_ROLES),
+    Rule(_methods("POST", "DELETE"), "/api/v1/leads/{lead_id}/claim", DECIDERS),
+    Rule(POST, "/api/v1/leads/{lead_id}/review", DECIDERS),
     Rule(POST, "/api/v1/interactions", WRITERS),
     # campaigns, optimizations, escalations
     Rule(READ_METHODS, "/api/v1/campaigns", ALL_ROLES),
@@ -268,8 +277,27 @@ POLICY: tuple[Rule, ...] = (
 )
 
 
+# The operator console's page and assets: they hold no data (every figure on it comes from the API, with
+# the key the person signs in with), so the sign-in page must load without one.
+CONSOLE = "/console"
+
+# A browser cannot set headers on a WebSocket: it offers the key as a subprotocol instead (never in the
+# URL, where proxies and logs keep it), beside WS_SUBPROTOCOL, the one the gateway answers with.
+WS_SUBPROTOCOL = "mas.v1"
+WS_KEY_SUBPROTOCOL_PREFIX = "mas.bearer."
+
+
 def is_public(path: str) -> bool:
-    return path in PUBLIC_PATHS
+    return path in PUBLIC_PATHS or path == CONSOLE or path.startswith(CONSOLE + "/")
+
+
+def subprotocol_token(offered: str | None) -> str | None:
+    """The key a browser offered in ``Sec-WebSocket-Protocol`` as ``mas.bearer.<key>``, if any."""
+    for value in (offered or "").split(","):
+        value = value.strip()
+        if value.startswith(WS_KEY_SUBPROTOCOL_PREFIX) and len(value) > len(WS_KEY_SUBPROTOCOL_PREFIX):
+            return value[len(WS_KEY_SUBPROTOCOL_PREFIX):]
+    return None
 
 
 def routed_path(path: str, root_path: str = "") -> str:

@@ -21,7 +21,7 @@ from marketing_agents.domain import (
     Channel,
     DomainModel,
 )
-from marketing_agents.domain.attribution import ObservedPerformance
+from marketing_agents.domain.attribution import ObservedDay, ObservedPerformance
 from marketing_agents.domain.campaign import MAX_VARIANTS, MetricsRow, Money, Variant
 from marketing_agents.domain.common import Text
 from marketing_agents.domain.field_errors import InvalidFields, field_error
@@ -147,6 +147,12 @@ class CampaignPerformance(PerformanceReport):
     observed: ObservedPerformance = Field(description="Counted from the system's own leads, touchpoints, "
                                                       "interactions and conversions, per arm and in total; "
                                                       "as of the last refresh (the consolidator's or the optimizer's).")
+    days: list[MetricsRow] = Field(default_factory=list,
+                                   description="The rows clients posted, one per arm and day, oldest first: "
+                                               "the totals above over time.")
+    observed_days: list[ObservedDay] = Field(default_factory=list,
+                                             description="The observed cohorts, one per arm and capture day, "
+                                                         "oldest first.")
 
 
 class MetricsIngested(DomainModel):

@@ -79,6 +79,7 @@ class LeadQuery(DomainModel):
     order: SortOrder = SortOrder.DESC
     limit: int = Field(default=DEFAULT_PAGE, ge=1, le=MAX_PAGE)
     cursor: str | None = Field(default=None, max_length=512, description="The previous page's next_cursor.")
+    review_queue: str | None = Field(default=None, max_length=64, description="Only leads waiting in this queue.")
 
     @model_validator(mode="after")
     def _ranges(self) -> LeadQuery:
@@ -106,6 +107,7 @@ class LeadSummary(DomainModel):
     country: str
     source: str
     status: LeadStatus
+    review_queue: str | None = Field(default=None, description="The queue the lead waits in for a person, if any.")
     lead_score: float | None = Field(description="None for a lead not triaged yet (an imported placeholder).")
     triage_category: TriageCategory | None
     created_at: datetime
@@ -118,6 +120,30 @@ class LeadPage(DomainModel):
     sort: LeadSort
     order: SortOrder
     next_cursor: str | None = Field(description="Pass as ?cursor= for the next page; null on the last page.")
+
+
+# -- GET /api/v1/leads/{id}/interactions ---------------------------------------------------------------
+
+MAX_TIMELINE = 500
+
+
+class InteractionEntry(DomainModel):
+    """One thing the lead did, as stored."""
+
+    id: int
+    type: str
+    channel: str | None
+    campaign_id: UUID | None
+    conversation_id: str | None
+    value: Decimal | None
+    occurred_at: datetime
+    attributes: dict[str, Any]
+    recorded_at: datetime
+
+
+class LeadInteractions(DomainModel):
+    lead_id: UUID
+    items: list[InteractionEntry] = Field(description="Newest first.")
 
 
 # -- GET /api/v1/leads/{id}/profile --------------------------------------------------------------------

@@ -10,6 +10,7 @@ from marketing_agents.domain.common import Channel, DomainModel, Score100
 from marketing_agents.domain.engagement import EngagementPlan, NextAction
 from marketing_agents.domain.handoff import HandoffRecord
 from marketing_agents.domain.lead import Lead, LeadStatus
+from marketing_agents.domain.review import LeadHistoryEntry, LeadReviewState
 from marketing_agents.domain.triage import TriageCategory, TriageResult
 
 
@@ -34,6 +35,9 @@ class LeadDetail(DomainModel):
     triage: TriageResult
     handoffs: list[HandoffRecord]
     engagement_plan: EngagementPlan | None
+    review: LeadReviewState | None = Field(default=None, description="The queue the lead waits in, and who works it.")
+    history: list[LeadHistoryEntry] = Field(default_factory=list,
+                                            description="What agents and people did about the lead, oldest first.")
 
 
 class UnsubscribeRequest(DomainModel):

@@ -267,10 +267,16 @@ class CampaignOptimizer:
 
     async def performance(self, campaign_id: UUID) -> CampaignPerformance:
         await self._campaign(campaign_id)
-        report = _report_of(campaign_id, await self._store.metrics(campaign_id))
-        observed = (await self._observations.performance(campaign_id) if self._observations is not None
-                    else ObservedPerformance(refreshed_at=None))
-        return CampaignPerformance(**report.model_dump(), observed=observed)
+        metrics = await self._store.metrics(campaign_id)
+        report = _report_of(campaign_id, metrics)
+        observed, observed_days = ObservedPerformance(refreshed_at=None), []
+        if self._observations is not None:
+            observed = await self._observations.performance(campaign_id)
+            observed_days = (await self._observations.days(campaign_id))[0]
+        days = [MetricsRow.model_validate(row.model_dump(exclude={"campaign_id"}))
+                for row in sorted(metrics, key=lambda row: (row.metric_date, row.arm_key))]
+        return CampaignPerformance(**report.model_dump(), observed=observed, days=days,
+                                   observed_days=sorted(observed_days, key=lambda d: (d.cohort_date, d.arm or "")))
 
     async def _evidence(self, campaign_id: UUID) -> Evidence:
         """The metric rows clients posted plus the observed cohorts, recounted now, as daily rows."""

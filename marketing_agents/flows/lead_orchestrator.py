@@ -20,7 +20,7 @@ from uuid import UUID, uuid4
 from pydantic import ValidationError
 
 from marketing_agents.actors.handoff import HandoffDelivery, PreparedHandoff
-from marketing_agents.actors.routing import ENGAGEMENT_AGENT
+from marketing_agents.actors.routing import ENGAGEMENT_AGENT, HUMAN_REVIEW, review_queue_for
 from marketing_agents.domain import (
     HandoffPackage,
     Lead,
@@ -93,6 +93,14 @@ class LeadOrchestrator:
         self._clock = clock
         self._observe_stage = observe_stage
         self._offers = offers
+
+    @property
+    def short_term(self) -> ShortTermPort:
+        return self._short_term
+
+    @property
+    def events(self) -> EventBus | None:
+        return self._events
 
     @contextmanager
     def _stage(self, name: str) -> Iterator[None]:
@@ -275,6 +283,7 @@ class LeadOrchestrator:
                 result=result,
                 idempotency_key=admitted.idempotency_key,
                 request_hash=admitted.request_hash,
+                review_queue=review_queue_for(triage.route_to) if lead.status is LeadStatus.NEEDS_REVIEW else None,
             )
         if stored.lead_id != lead.id:
             return stored  # a concurrent request with the same key won; its answer is the answer
@@ -292,6 +301,28 @@ class LeadOrchestrator:
             events.append(_handoff_event(prepared.record.lead_id, prepared.record.id, prepared.record.status.value,
                                          prepared.record.quality.score))
         await publish_after_commit(self._events, events, f"lead {lead.id}")
+
+    async def retriage(self, lead: Lead) -> TriageResult:
+        """A stored lead triaged again as it is now (after a correction)."""
+        earliest = await self._leads.lead_id_for_email(lead.email)
+        return await self._triage(lead, earliest if earliest != lead.id else None)
+
+    async def prepare_handoff(self, lead: Lead, triage: TriageResult,
+                              provenance: list[ProvenanceEntry]) -> PreparedHandoff:
+        """The package a stored lead would be handed off with now (a person's decision to engage it):
+        recalled and quality-scored exactly as a new lead's, with the offer of the campaign it came from."""
+        recalled = await self._memory.recall(lead, persona_of(lead.job_title)) if self._memory is not None else None
+        offer = None
+        if lead.campaign_id is not None and self._offers is not None:
+            offer = await self._offers(lead.campaign_id)
+        return await self._prepare(lead, triage, provenance, recalled, offer)
+
+    async def finish_handoff(self, prepared: PreparedHandoff) -> None:
+        """Announces a stored pending handoff, delivers it and stores its outcome, as intake does a new lead's."""
+        record = prepared.record
+        await publish_after_commit(self._events, [_handoff_event(record.lead_id, record.id, record.status.value,
+                                                                 record.quality.score)], f"lead {record.lead_id}")
+        await self._finish_handoff(prepared.package, None, None)
 
     async def resume_stalled_handoffs(self, limit: int = 20) -> int:
         """Finishes handoffs left pending by a process that died mid-handoff; returns how many."""
@@ -332,7 +363,8 @@ class LeadOrchestrator:
                         return result.model_copy(update={
                             "status": LeadStatus.ENGAGED, "engagement_plan": plan,
                             "next_actions": plan.next_actions(), "processing_time_ms": elapsed})
-            elif await self._leads.dead_letter_handoff(handoff_id, delivery.dead_letter_reason, delivery.attempts):
+            elif await self._leads.dead_letter_handoff(handoff_id, delivery.dead_letter_reason, delivery.attempts,
+                                                       HUMAN_REVIEW):
                 if announced is not None:
                     await announced
                 await self._announce_outcome(lead_id, handoff_id, "dead_lettered")

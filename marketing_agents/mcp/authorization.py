@@ -15,7 +15,7 @@ directly, past the middleware.
 
 from __future__ import annotations
 
-from marketing_agents.domain.access import EXPORT, MCP, Role, allowed_roles
+from marketing_agents.domain.access import EXPORT, INTERACTIONS, MCP, Role, allowed_roles
 from marketing_agents.errors import RequestError
 
 # What a resource (by its catalog name) or a tool (by its name) equals in REST: (method, path template).
@@ -29,7 +29,7 @@ REST_EQUIVALENTS: dict[str, tuple[str, str]] = {
     "campaigns": ("GET", "/api/v1/campaigns"),
     "campaigns-page": ("GET", "/api/v1/campaigns"),
     "campaign": ("GET", "/api/v1/campaigns/{campaign_id}"),
-    "interactions": _PERSON,
+    "interactions": ("GET", INTERACTIONS),
     "knowledge-graph": _MCP_ONLY,
     "graph-node": _MCP_ONLY,
     "graph-neighbours": _MCP_ONLY,

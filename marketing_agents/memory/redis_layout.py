@@ -18,7 +18,7 @@ from marketing_agents.settings import Settings
 PREFIX = "mas"
 
 # The topics every replica publishes on, besides one per lead (``lead:<id>``).
-EVENT_TOPICS = ("leads", "handoffs", "touchpoints", "campaigns", "escalations")
+EVENT_TOPICS = ("leads", "handoffs", "touchpoints", "campaigns", "escalations", "reviews")
 
 
 @dataclass(frozen=True)

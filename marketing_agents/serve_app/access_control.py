@@ -3,12 +3,14 @@
 ``install_access_control(app, stores)`` (one line in ``build_api``) adds
 
 - the ASGI middleware ``AccessControl``, in front of every HTTP and WebSocket route: it authenticates
-  the key (``Authorization: Bearer <key>``; a WebSocket may send ``?token=<key>`` instead, for
-  browsers), counts the request against the key's sliding-window limit in Redis, checks the role
-  against the policy table (``marketing_agents.domain.access.POLICY``) and puts the ``Principal`` into
+  the key (``Authorization: Bearer <key>``; a browser's WebSocket offers it as the subprotocol
+  ``mas.bearer.<key>`` beside ``mas.v1``, or, for older clients, ``?token=<key>``), counts the request
+  against the key's sliding-window limit in Redis, checks the role against the policy table
+  (``marketing_agents.domain.access.POLICY``) and puts the ``Principal`` into
   ``scope["state"]["principal"]`` (``request.state.principal``) for the routes, the WebSocket gateway
   and the MCP server. ``/healthz``, ``/readyz``, ``/docs`` and ``/openapi.json`` stay public.
-- the key routes: ``POST /api/v1/keys`` (the secret is in that answer only), ``GET /api/v1/keys``,
+- ``GET /api/v1/me`` (any key: its id, name and role), and the key routes: ``POST /api/v1/keys`` (the
+  secret is in that answer only), ``GET /api/v1/keys``,
   ``GET``/``DELETE /api/v1/keys/{key_id}``, and ``GET /api/v1/audit``; admin only.
 - the bearer scheme and the 401/403/429 answers in the OpenAPI document.
 
@@ -77,6 +79,7 @@ from marketing_agents.domain.access import (
     rate_limit_for,
     routed_path,
     same_hash,
+    subprotocol_token,
 )
 from marketing_agents.domain.limits import INT64_MAX
 from marketing_agents.errors import StorageError
@@ -343,6 +346,8 @@ def _token(scope: Scope) -> str | None:
     headers = dict(scope.get("headers") or [])
     token = bearer_token(headers.get(b"authorization", b"").decode("latin-1"))
     if token is None and scope["type"] == "websocket":
+        token = subprotocol_token(headers.get(b"sec-websocket-protocol", b"").decode("latin-1"))
+    if token is None and scope["type"] == "websocket":
         values = parse_qs(scope.get("query_string", b"").decode("latin-1")).get("token")
         token = values[0] if values and values[0] else None
     return token
@@ -366,6 +371,11 @@ Limit = Annotated[int, Query(ge=1, le=1000, description="At most this many entri
 
 def add_key_routes(app: FastAPI, service: AccessService) -> None:
     tags: list[str | Enum] = ["access"]  # FastAPI's type for tags
+
+    @app.get("/api/v1/me", response_model=Principal, responses=ERRORS, tags=tags,
+             summary="The calling key: its id, name and role (what a client such as the console may offer)")
+    async def who_am_i(request: Request):
+        return request.state.principal
 
     @app.post("/api/v1/keys", status_code=201, response_model=CreatedApiKey, responses=ERRORS, tags=tags,
               summary="Create an API key (admin). The secret is in this answer only: store it now")

@@ -34,18 +34,23 @@ from marketing_agents.domain import (
     UnsubscribeResult,
     utc_now,
 )
+from marketing_agents.domain.access import Principal
 from marketing_agents.domain.attribution import CampaignOffer
 from marketing_agents.domain.lead_views import (
+    InteractionEntry,
     LeadBatchResult,
     LeadErasureReport,
     LeadExport,
+    LeadInteractions,
     LeadPage,
     LeadProfile,
     LeadQuery,
 )
 from marketing_agents.domain.recall import MemoryRecall
+from marketing_agents.domain.review import LeadCorrection, ReviewClaim, ReviewOutcome, ReviewQueueList, ReviewRequest
 from marketing_agents.errors import NotFound
 from marketing_agents.flows.lead_orchestrator import LeadOrchestrator
+from marketing_agents.flows.lead_review import LeadReview, queue_capacities
 from marketing_agents.memory.event_bus import EventBus
 from marketing_agents.memory.lead_rights import LeadDataRights
 from marketing_agents.memory.redis_layout import TtlPolicy
@@ -61,6 +66,8 @@ from marketing_agents.stores.connections import StoreConnections
 from marketing_agents.stores.postgres import LeadRepository
 from marketing_agents.stores.postgres_campaigns import PostgresCampaignStore
 from marketing_agents.stores.postgres_lead_listing import LeadListing
+from marketing_agents.stores.postgres_lead_reads import LeadReads
+from marketing_agents.stores.postgres_reviews import ReviewRepository
 from marketing_agents.stores.redis import RedisShortTermStore
 
 log = logging.getLogger(__name__)
@@ -163,6 +170,7 @@ class LeadOrchestratorDeployment:
         self._memory = memory_manager_on_ray()
         self._intake: LeadOrchestrator | None = None
         self._leads: LeadRepository | None = None
+        self._review: LeadReview | None = None
         every = self._settings.handoff_recovery_every_s
         self._recovery = asyncio.get_running_loop().create_task(self._recover_every(every)) if every else None
 
@@ -214,6 +222,13 @@ class LeadOrchestratorDeployment:
     async def list_leads(self, query: LeadQuery) -> LeadPage:
         return await LeadListing(await self._stores.pool()).page(query)
 
+    async def lead_interactions(self, lead_id: UUID, limit: int) -> LeadInteractions:
+        pool = await self._stores.pool()
+        if not await LeadListing(pool).exists(lead_id):
+            raise NotFound(f"no lead with id {lead_id}", {"lead_id": str(lead_id)})
+        rows = await LeadReads(pool).interactions(lead_id, limit)
+        return LeadInteractions(lead_id=lead_id, items=[InteractionEntry.model_validate(row) for row in rows])
+
     async def _rights(self) -> LeadDataRights:
         return LeadDataRights(self._memory, LeadListing(await self._stores.pool()).exists)
 
@@ -227,7 +242,33 @@ class LeadOrchestratorDeployment:
         return await (await self._rights()).erase(lead_id)
 
     async def get_lead(self, lead_id: UUID) -> LeadDetail:
-        detail = await (await self._repository()).get_detail(lead_id)
-        if detail is None:
-            raise NotFound(f"no lead with id {lead_id}", {"lead_id": str(lead_id)})
-        return detail
+        return await (await self._lead_review()).detail(lead_id)
+
+    async def _lead_review(self) -> LeadReview:
+        if self._review is None:
+            pool, intake = await self._stores.pool(), await self._lead_intake()
+            repository = await self._repository()
+            self._review = LeadReview(
+                reviews=ReviewRepository(pool, repository, timedelta(seconds=self._settings.review_claim_ttl_s)),
+                leads=repository, listing=LeadListing(pool), intake=intake,
+                capacities=queue_capacities(factory.routing_rules(self._settings)),
+                short_term=intake.short_term, events=intake.events)
+        return self._review
+
+    async def review_queues(self) -> ReviewQueueList:
+        return await (await self._lead_review()).queues()
+
+    async def review_queue_leads(self, name: str, query: LeadQuery) -> LeadPage:
+        return await (await self._lead_review()).queue_leads(name, query)
+
+    async def claim_lead(self, lead_id: UUID, by: Principal) -> ReviewClaim:
+        return await (await self._lead_review()).claim(lead_id, by)
+
+    async def release_lead(self, lead_id: UUID, by: Principal) -> bool:
+        return await (await self._lead_review()).release(lead_id, by)
+
+    async def review_lead(self, lead_id: UUID, request: ReviewRequest, by: Principal) -> ReviewOutcome:
+        return await (await self._lead_review()).decide(lead_id, request, by)
+
+    async def correct_lead(self, lead_id: UUID, correction: LeadCorrection, by: Principal) -> LeadDetail:
+        return await (await self._lead_review()).correct(lead_id, correction, by)

@@ -32,6 +32,7 @@ from marketing_agents.domain.limits import IDEMPOTENCY_KEY_PATTERN, MAX_IDEMPOTE
 from marketing_agents.memory.consolidator import ConsolidationReport
 from marketing_agents.serve_app.access_control import caller_key_id, install_access_control
 from marketing_agents.serve_app.campaigns import add_campaign_routes
+from marketing_agents.serve_app.console import add_console_routes
 from marketing_agents.serve_app.http_errors import (
     ROUTE_ERRORS,
     BodyLimit,
@@ -42,6 +43,7 @@ from marketing_agents.serve_app.interactions import add_interaction_routes
 from marketing_agents.serve_app.lead_routes import add_lead_routes
 from marketing_agents.serve_app.mcp_app import install_mcp
 from marketing_agents.serve_app.model_routes import add_model_routes
+from marketing_agents.serve_app.review_routes import add_review_routes
 from marketing_agents.serve_app.status import (
     APP_NAME,
     CachedStatus,
@@ -135,9 +137,11 @@ def build_api(gateway: ApiGateway) -> FastAPI:
     add_interaction_routes(app, gateway)
     add_campaign_routes(app, gateway._campaigns)
     add_lead_routes(app, gateway._orchestrator)
+    add_review_routes(app, gateway._orchestrator)
     add_model_routes(app, gateway._models)
     add_system_routes(app, get_settings().metrics_export_port)
     add_websocket_routes(app, gateway._stores)
+    add_console_routes(app)  # /console: the operator console's page and scripts
     install_mcp(app, gateway._mcp)  # /mcp: the MCP server (Streamable HTTP), backed by McpServer
     readiness = CachedStatus(gateway.system_status)  # /readyz is public: at most one round of pings a second
 

@@ -39,10 +39,12 @@ from marketing_agents.domain.lead import LeadStatus
 from marketing_agents.domain.lead_views import (
     DEFAULT_PAGE,
     MAX_PAGE,
+    MAX_TIMELINE,
     LeadBatch,
     LeadBatchResult,
     LeadErasureReport,
     LeadExport,
+    LeadInteractions,
     LeadPage,
     LeadProfile,
     LeadQuery,
@@ -101,6 +103,11 @@ def add_lead_routes(app: FastAPI, orchestrator: DeploymentHandle | Any) -> None:
                      "activity) and RFM")
     async def lead_profile(lead_id: UUID):
         return await leads.lead_profile(lead_id)
+
+    @app.get("/api/v1/leads/{lead_id}/interactions", response_model=LeadInteractions, responses=ROUTE_ERRORS,
+             tags=["leads"], summary="The lead's interaction timeline, newest first (personal data: operators and admins)")
+    async def lead_interactions(lead_id: UUID, limit: Annotated[int, Query(ge=1, le=MAX_TIMELINE)] = 100):
+        return await leads.lead_interactions(lead_id, limit)
 
     @app.get("/api/v1/leads/{lead_id}/export", response_model=LeadExport, responses=ROUTE_ERRORS, tags=["leads"],
              summary="Everything every memory tier holds about the lead (the right of access)")

@@ -15,7 +15,7 @@
              {"action": "pong", "n": 17}
              {"action": "ping"}
 
-Topics: ``leads``, ``handoffs``, ``touchpoints``, ``campaigns``, ``escalations`` and ``lead:<uuid>``. An
+Topics: ``leads``, ``handoffs``, ``touchpoints``, ``campaigns``, ``escalations``, ``reviews`` and ``lead:<uuid>``. An
 unknown topic (or one the caller's role may not see, ``may_see``) is answered with an error naming it;
 a connection asking only for such topics, with none subscribed, is closed with 1008.
 
@@ -65,7 +65,7 @@ from uuid import UUID, uuid4
 from fastapi import FastAPI, WebSocket
 
 from marketing_agents.domain import utc_now
-from marketing_agents.domain.access import ALL_ROLES
+from marketing_agents.domain.access import ALL_ROLES, WS_SUBPROTOCOL
 from marketing_agents.domain.field_errors import field_errors
 from marketing_agents.domain.json_input import UnsafeJson, decode_json
 from marketing_agents.errors import StorageError
@@ -694,7 +694,9 @@ async def serve_events(websocket: WebSocket, hub: EventHub, limits: GatewayLimit
     topics = [t for value in params.getlist("topics") for t in value.split(",") if t.strip()]
     raw_last = params.get("last_event_id") or websocket.headers.get("last-event-id")
     principal = (websocket.scope.get("state") or {}).get("principal")
-    await websocket.accept()
+    offered = [p.strip() for p in websocket.headers.get("sec-websocket-protocol", "").split(",")]
+    # A browser that offered its key as a subprotocol needs one of its offers chosen, or it drops the socket.
+    await websocket.accept(subprotocol=WS_SUBPROTOCOL if WS_SUBPROTOCOL in offered else None)
     # Accepted first so that the refusal reaches browsers too, which see a close code but no HTTP status.
     admission = admission or SocketAdmission(limits, None)
     holder = uuid4().hex

@@ -123,14 +123,11 @@ class LeadRepository:
                 "SELECT id FROM leads WHERE email = $1 ORDER BY created_at, id LIMIT 1", email)
 
     async def queue_loads(self) -> dict[str, int]:
-        """Leads waiting in each human queue: held for review, by the route of their latest triage."""
+        """Leads waiting in each human queue now (a decision takes a lead out, freeing its place)."""
         async with translated_errors("count the leads in each queue"):
             rows = await self._pool.fetch(
-                """SELECT t.route_to, count(*) AS waiting FROM leads l
-                   CROSS JOIN LATERAL (SELECT route_to FROM triage_results WHERE lead_id = l.id
-                                       ORDER BY triaged_at DESC, id DESC LIMIT 1) t
-                   WHERE l.status = 'needs_review' AND t.route_to IS NOT NULL GROUP BY t.route_to""")
-        return {row["route_to"]: row["waiting"] for row in rows}
+                "SELECT review_queue, count(*) AS waiting FROM leads WHERE review_queue IS NOT NULL GROUP BY 1")
+        return {row["review_queue"]: row["waiting"] for row in rows}
 
     async def lead_id_for_external_id(self, external_id: str) -> UUID | None:
         async with translated_errors("look up a lead"):
@@ -146,8 +143,11 @@ class LeadRepository:
         result: LeadProcessingResult,
         idempotency_key: str | None,
         request_hash: str,
+        review_queue: str | None = None,
     ) -> LeadProcessingResult:
         """Writes the lead, its triage, its handoff and the audit trail in one transaction.
+
+        ``review_queue``: the queue a lead that needs review waits in (migration 0016 requires one).
 
         A ``pending`` handoff is written with a lease before its package is sent: if the process dies
         before :meth:`complete_handoff` or :meth:`dead_letter_handoff`, recovery claims it once the
@@ -164,13 +164,13 @@ class LeadRepository:
                     stored = await self._claim_idempotency_key(conn, idempotency_key, request_hash, result)
                     if stored is not None:
                         return stored  # leaving the block rolls back nothing: nothing was written
-                await self._insert_lead(conn, lead, triage)
+                await self._insert_lead(conn, lead, triage, review_queue)
                 if idempotency_key is not None:
                     await conn.execute(
                         "UPDATE idempotency_keys SET lead_id = $1 WHERE scope = $2 AND key = $3",
                         lead.id, LEADS_SCOPE, idempotency_key,
                     )
-                await self._insert_triage(conn, triage)
+                await self.write_triage(conn, triage)
                 if handoff is not None and package is not None:
                     await self._insert_handoff(conn, handoff, package)
         except asyncpg.UniqueViolationError as exc:
@@ -208,12 +208,15 @@ class LeadRepository:
         )
         return _stored_answer(row, key, request_hash)
 
-    async def _insert_lead(self, conn: asyncpg.Connection, lead: Lead, triage: TriageResult) -> None:
+    async def _insert_lead(self, conn: asyncpg.Connection, lead: Lead, triage: TriageResult,
+                           review_queue: str | None) -> None:
         await conn.execute(
             """INSERT INTO leads (id, external_id, email, first_name, last_name, company, job_title, industry,
                                   company_size, country, source, consent, attributes, status, lead_score,
-                                  triage_category, created_at, updated_at, campaign_id, captured_at)
-               VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $17, $18, $19)""",
+                                  triage_category, created_at, updated_at, campaign_id, captured_at,
+                                  review_queue, review_since)
+               VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $17, $18, $19,
+                       $20, CASE WHEN $20::text IS NOT NULL THEN $17::timestamptz END)""",
             lead.id,
             lead.external_id,
             lead.email,
@@ -233,9 +236,18 @@ class LeadRepository:
             lead.created_at,
             lead.campaign_id,
             lead.captured_at,
+            review_queue,
         )
 
-    async def _insert_triage(self, conn: asyncpg.Connection, triage: TriageResult) -> None:
+    async def write_handoff(self, conn: asyncpg.Connection, triage: TriageResult, handoff: HandoffRecord,
+                            package: HandoffPackage) -> None:
+        """A new triage of a stored lead and the pending handoff it starts, inside the caller's transaction
+        (a person's decision to engage a lead waiting for review)."""
+        await self.write_triage(conn, triage)
+        await self._insert_handoff(conn, handoff, package)
+
+    async def write_triage(self, conn: asyncpg.Connection, triage: TriageResult) -> None:
+        """A triage of a stored lead and its line in the lead's history, inside the caller's transaction."""
         await conn.execute(
             """INSERT INTO triage_results (lead_id, lead_score, fit_score, engagement_score, triage_category,
                                            route_to, scoring_model, result, triaged_at)
@@ -250,7 +262,7 @@ class LeadRepository:
             triage.model_dump(mode="json"),
             triage.triaged_at,
         )
-        await _audit(conn, "TriageAgent", "triage", triage.lead_id, {"scoring_model": triage.scoring_model},
+        await audit_action(conn, "TriageAgent", "triage", triage.lead_id, {"scoring_model": triage.scoring_model},
                      triage.model_dump(mode="json", include={"lead_score", "triage_category", "route_to"}), triage.reason)
 
     async def _insert_handoff(self, conn: asyncpg.Connection, handoff: HandoffRecord, package: HandoffPackage) -> None:
@@ -273,7 +285,7 @@ class LeadRepository:
             handoff.completed_at,
             self._handoff_lease,
         )
-        await _audit(conn, "HandoffOrchestrator", f"handoff_{handoff.status.value}", handoff.lead_id,
+        await audit_action(conn, "HandoffOrchestrator", f"handoff_{handoff.status.value}", handoff.lead_id,
                      {"from_agent": handoff.from_agent, "to_agent": handoff.to_agent},
                      {"handoff_id": str(handoff.id), "quality": handoff.quality.model_dump(mode="json")}, handoff.reason)
 
@@ -307,13 +319,13 @@ class LeadRepository:
                 answer["processing_time_ms"] = processing_time_ms
             await conn.execute("UPDATE idempotency_keys SET response = response || $2::jsonb WHERE lead_id = $1",
                                lead_id, answer)
-            await _audit(conn, "HandoffOrchestrator", "handoff_completed", lead_id,
+            await audit_action(conn, "HandoffOrchestrator", "handoff_completed", lead_id,
                          {"handoff_id": str(handoff_id), "attempts": attempts},
                          {"plan_id": str(plan.id)}, f"the receiver answered on attempt {attempts}")
         return plan
 
-    async def dead_letter_handoff(self, handoff_id: UUID, reason: str, attempts: int) -> bool:
-        """Gives a pending handoff up: the lead goes back to its last good state, waiting for review."""
+    async def dead_letter_handoff(self, handoff_id: UUID, reason: str, attempts: int, review_queue: str) -> bool:
+        """Gives a pending handoff up: the lead waits for review in ``review_queue``."""
         async with translated_errors("dead-letter a handoff"), self._pool.acquire() as conn, conn.transaction():
             lead_id = await conn.fetchval(
                 """UPDATE handoffs SET status = 'dead_lettered', lease_until = NULL, attempts = attempts + $3,
@@ -321,11 +333,12 @@ class LeadRepository:
                    WHERE id = $1 AND status = 'pending' RETURNING lead_id""", handoff_id, reason, attempts)
             if lead_id is None:
                 return False
-            await conn.execute("UPDATE leads SET status = 'needs_review', updated_at = now() WHERE id = $1", lead_id)
+            await conn.execute("UPDATE leads SET status = 'needs_review', review_queue = $2, updated_at = now() "
+                               "WHERE id = $1", lead_id, review_queue)
             await conn.execute(
                 "UPDATE idempotency_keys SET response = response || '{\"status\": \"needs_review\"}' WHERE lead_id = $1",
                 lead_id)
-            await _audit(conn, "HandoffOrchestrator", "handoff_dead_lettered", lead_id,
+            await audit_action(conn, "HandoffOrchestrator", "handoff_dead_lettered", lead_id,
                          {"handoff_id": str(handoff_id), "attempts": attempts}, {}, reason)
         return True
 
@@ -365,7 +378,7 @@ class LeadRepository:
                 for tp in plan.touchpoints
             ],
         )
-        await _audit(conn, "EngagementAgent", "plan_engagement", plan.lead_id, {"handoff_id": str(plan.handoff_id)},
+        await audit_action(conn, "EngagementAgent", "plan_engagement", plan.lead_id, {"handoff_id": str(plan.handoff_id)},
                      {"plan_id": str(plan.id), "sequence": plan.sequence,
                       "channels": [tp.channel.value for tp in plan.touchpoints]}, plan.rationale)
 
@@ -397,7 +410,7 @@ class LeadRepository:
                    VALUES ($1, 'unsubscribe', $2, $3, $4)""",
                 lead_id, names[0] if len(names) == 1 else None, now, {"channels": names})
             count = int(cancelled.split()[-1])
-            await _audit(conn, "EngagementAgent", "unsubscribe", lead_id, {"channels": names},
+            await audit_action(conn, "EngagementAgent", "unsubscribe", lead_id, {"channels": names},
                          {"cancelled_touchpoints": count}, "the lead withdrew consent; pending contact stops")
         return UnsubscribeResult(lead_id=lead_id, channels=[Channel(n) for n in names], cancelled_touchpoints=count)
 
@@ -509,9 +522,11 @@ def _stored_answer(row: asyncpg.Record, key: str, request_hash: str) -> LeadProc
     return LeadProcessingResult.model_validate(row["response"])
 
 
-async def _audit(
+async def audit_action(
     conn: asyncpg.Connection, agent: str, action: str, lead_id: UUID, inputs: dict, output: dict, reason: str
 ) -> None:
+    """One line of the lead's history, in the transaction that did it: an agent's decision, or a person's
+    (``agent`` is then the calling key, ``apikey:<id>``)."""
     await conn.execute(
         "INSERT INTO agent_actions (agent, action, lead_id, inputs, output, reason) VALUES ($1, $2, $3, $4, $5, $6)",
         agent,

@@ -91,6 +91,8 @@ class LeadListing:
             where.append(f"lead_score >= {arg(query.min_score)}")
         if query.max_score is not None:
             where.append(f"lead_score <= {arg(query.max_score)}")
+        if query.review_queue is not None:
+            where.append(f"review_queue = {arg(query.review_queue)}")
         if query.created_after is not None:
             where.append(f"created_at > {arg(query.created_after)}")
         if query.created_before is not None:

@@ -216,3 +216,25 @@ async def test_the_plan_of_a_lead_with_a_known_persona_uses_the_graphs_channel_e
     assert all(edge["type"] == "CONVERTS_TO" for c in best for edge in c["evidence"])
     assert "semantic" not in package["memory"]["missing"]
     assert "the knowledge graph rates it" in body["engagement_plan"]["rationale"]
+
+
+def test_a_person_engages_a_lead_from_its_review_queue_through_the_deployed_agents(api):
+    """The review route reaches the LeadOrchestrator deployment, which hands the lead to the engagement
+    agent through the HandoffOrchestrator deployment: a plan comes back and the queue has one lead less."""
+    address = unique_email("review")
+    assert api.post("/api/v1/leads", json=lead_payload(email=address)).status_code == 200
+    held = api.post("/api/v1/leads", json=lead_payload(email=address)).json()
+    assert held["status"] == "needs_review"
+
+    def waiting() -> int:
+        queues = api.get("/api/v1/review-queues").json()["items"]
+        return next(q["open"] for q in queues if q["name"] == "HumanReview")
+
+    before = waiting()
+    assert api.post(f"/api/v1/leads/{held['lead_id']}/claim").status_code == 200
+    outcome = api.post(f"/api/v1/leads/{held['lead_id']}/review", json={"decision": "engage"})
+    assert outcome.status_code == 200, outcome.text
+    assert outcome.json()["status"] == "engaged" and outcome.json()["engagement_plan"]["touchpoints"]
+    assert waiting() == before - 1
+    detail = api.get(f"/api/v1/leads/{held['lead_id']}").json()
+    assert [h["status"] for h in detail["handoffs"]] == ["completed"] and detail["review"] is None

@@ -111,6 +111,17 @@ async def test_bad_metrics_are_422_naming_the_field_and_write_nothing(http, pool
     assert await pool.fetchval("SELECT count(*) FROM campaign_metrics WHERE campaign_id = $1", created["id"]) == 0
 
 
+async def test_performance_carries_each_arms_days_for_charts_over_time(http):
+    created = await create(http)
+    base = f"/api/v1/campaigns/{created['id']}"
+    rows = [metric(metric_date=day, conversions=conversions, variant=variant)
+            for day, conversions in (("2025-03-02", 150), ("2025-03-01", 120)) for variant in ("B", "A")]
+    assert (await http.post(f"{base}/metrics", json={"rows": rows})).status_code == 200
+    days = (await http.get(f"{base}/performance")).json()["days"]
+    assert [(d["metric_date"], d["variant"], d["conversions"]) for d in days] == [
+        ("2025-03-01", "A", 120), ("2025-03-01", "B", 120), ("2025-03-02", "A", 150), ("2025-03-02", "B", 150)]
+
+
 async def test_metrics_optimize_rollback_and_escalations_over_http(http):
     created = await create(http)
     base = f"/api/v1/campaigns/{created['id']}"

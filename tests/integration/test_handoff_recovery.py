@@ -86,7 +86,8 @@ async def test_a_late_original_and_a_recovery_cannot_both_engage_the_lead(pool, 
 
     assert await repository.complete_handoff(package.handoff_id, first, attempts=1) == first
     assert await repository.complete_handoff(package.handoff_id, second, attempts=1) is None
-    assert await repository.dead_letter_handoff(package.handoff_id, "too late", attempts=1) is False
+    assert await repository.dead_letter_handoff(package.handoff_id, "too late", attempts=1,
+                                              review_queue="HumanReview") is False
 
     rows = await lead_rows(pool, accepted.lead_id)
     assert rows["plans"] == 1 and rows["lead"] == "engaged" and rows["handoffs"][0]["status"] == "completed"

@@ -18,9 +18,10 @@ async def insert(pool, industry: str, *, score: float | None, category: str | No
     lead_id = uuid.uuid4()
     await pool.execute(
         """INSERT INTO leads (id, email, first_name, last_name, company, job_title, industry, company_size, country,
-                              source, consent, status, lead_score, triage_category, created_at, updated_at)
+                              source, consent, status, lead_score, triage_category, created_at, updated_at,
+                              review_queue)
            VALUES ($1, $2, 'Ana', 'Lima', 'Northwind', 'VP Sales', $3, 200, $4, 'referral', '{"email": true}',
-                   $5, $6, $7, $8, $8)""",
+                   $5, $6, $7, $8, $8, CASE WHEN $5 = 'needs_review' THEN 'HumanReview' END)""",
         lead_id, f"{lead_id.hex[:10]}@northwind.io", industry, country, status, score, category, created_at)
     return lead_id
 

@@ -12,7 +12,7 @@ from types import SimpleNamespace
 
 import pytest
 from fastapi.routing import APIRoute, APIWebSocketRoute
-from starlette.routing import Route
+from starlette.routing import Mount, Route
 
 from marketing_agents.domain.access import WEBSOCKET, allowed_roles, is_public, routed_path
 from marketing_agents.serve_app.gateway import build_api
@@ -32,6 +32,8 @@ EXPECTED: dict[tuple[str, str], set[str] | str] = {
     ("GET", "/redoc"): PUBLIC,
     ("GET", "/healthz"): PUBLIC,
     ("GET", "/readyz"): PUBLIC,
+    ("GET", "/console"): PUBLIC,  # the console's page and scripts hold no data; the API asks for the key
+    ("GET", "/console/{path}"): PUBLIC,
     ("POST", "/api/v1/keys"): ADMIN,
     ("GET", "/api/v1/keys"): ADMIN,
     ("GET", "/api/v1/keys/{key_id}"): ADMIN,
@@ -58,7 +60,15 @@ EXPECTED: dict[tuple[str, str], set[str] | str] = {
     ("DELETE", "/api/v1/leads/{lead_id}"): ADMIN,
     ("GET", "/api/v1/leads/{lead_id}/profile"): EVERYONE,
     ("GET", "/api/v1/leads/{lead_id}/export"): DECIDERS,
+    ("GET", "/api/v1/leads/{lead_id}/interactions"): DECIDERS,
     ("POST", "/api/v1/leads/{lead_id}/unsubscribe"): WRITERS,
+    ("PATCH", "/api/v1/leads/{lead_id}"): WRITERS,
+    ("GET", "/api/v1/review-queues"): EVERYONE,
+    ("GET", "/api/v1/review-queues/{name}/leads"): EVERYONE,
+    ("POST", "/api/v1/leads/{lead_id}/claim"): DECIDERS,
+    ("DELETE", "/api/v1/leads/{lead_id}/claim"): DECIDERS,
+    ("POST", "/api/v1/leads/{lead_id}/review"): DECIDERS,
+    ("GET", "/api/v1/me"): EVERYONE,
     ("GET", "/api/v1/models"): EVERYONE,
     ("POST", "/api/v1/models/rollback"): DECIDERS,
     ("POST", "/api/v1/models/{version}/promote"): DECIDERS,
@@ -91,6 +101,8 @@ def requests_of(app) -> list[tuple[str, str]]:
         elif isinstance(route, APIRoute | Route):
             methods = route.methods or {"GET", "POST", "DELETE"}  # a plain ASGI endpoint (/mcp) takes any
             found += [(method, route.path) for method in methods if method != "HEAD"]
+        elif isinstance(route, Mount):  # static files: read only
+            found.append(("GET", f"{route.path}/{{path}}"))
     return found
 
 
