@@ -34,5 +34,10 @@ bench: install ## every benchmark in benchmarks/ (each under 10 minutes); result
 		echo "== $$script"; ../$(VENV)/bin/python $$script.py || exit 1; done; \
 		../$(VENV)/bin/python report.py
 
+.PHONY: screenshots
+screenshots: install ## PNGs of the operator console into docs/console/, from the system `make run` serves (another shell)
+	MAS_ADMIN_API_KEY="$${MAS_ADMIN_API_KEY:-$$(cat $${MAS_DATA_DIR:-.mas}/admin-api-key)}" \
+		$(VENV)/bin/python scripts/screenshots.py --url http://127.0.0.1:$${MAS_HTTP_PORT:-8080} --out docs/console
+
 clean:
 	rm -rf $(VENV) .pytest_cache

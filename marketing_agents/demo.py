@@ -61,15 +61,46 @@ def demo_leads(count: int = 12, seed: int = 7) -> list[dict]:
     return leads
 
 
+def campaign_leads(campaign_id: UUID, count: int = 8, seed: int = 11) -> list[dict]:
+    """Leads that came from a campaign (each gets one of its arms), and one who filled in the form twice:
+    a possible duplicate, waiting in HumanReview for a person."""
+    leads = [{**lead, "external_id": f"demo-c{n:03d}", "email": lead["email"].replace("@", "+c@"),
+              "campaign_id": str(campaign_id)} for n, lead in enumerate(demo_leads(count, seed), start=1)]
+    twice = {**leads[0], "external_id": "demo-c-again", "source": "web_form"}
+    return [*leads, twice]
+
+
+def campaign_metrics(days: int = 14, seed: int = 3) -> list[dict]:
+    """Two weeks of the daily numbers an ad platform would send for the first campaign's four arms: B
+    converts better on email, linkedin costs more, so the optimizer has something to find."""
+    rng = random.Random(seed)
+    rates = {("A", "email"): 0.040, ("B", "email"): 0.065, ("A", "linkedin"): 0.030, ("B", "linkedin"): 0.028}
+    start, rows = date(2026, 10, 1), []
+    for offset in range(days):
+        for (variant, channel), rate in rates.items():
+            impressions = rng.randint(1800, 2600)
+            clicks = int(impressions * rng.uniform(0.08, 0.12))
+            conversions = min(clicks, int(clicks * rng.gauss(rate, rate / 5)) if rate > 0 else 0)
+            rows.append({"variant": variant, "channel": channel,
+                         "metric_date": date.fromordinal(start.toordinal() + offset).isoformat(),
+                         "impressions": impressions, "clicks": clicks, "conversions": max(conversions, 0),
+                         "spend": f"{clicks * (0.9 if channel == 'email' else 2.4):.2f}",
+                         "revenue": f"{max(conversions, 0) * 60:.2f}"})
+    return rows
+
+
 def load_demo_data(api_url: str, dsn: str, api_key: str) -> str:
-    """Posts the demo leads with ``api_key`` (the bootstrap admin key) and stores the demo campaigns."""
+    """Posts the demo leads with ``api_key`` (the bootstrap admin key) and stores the demo campaigns,
+    with two weeks of the first one's metrics (a day sent again replaces itself)."""
     asyncio.run(_ensure_campaigns(dsn))
-    leads = demo_leads()
+    leads = demo_leads() + campaign_leads(DEMO_CAMPAIGNS[0].id)
     with httpx.Client(base_url=api_url, timeout=30, headers={"Authorization": f"Bearer {api_key}"}) as client:
         for lead in leads:
             response = client.post("/api/v1/leads", json=lead, headers={"Idempotency-Key": lead["external_id"]})
             if response.status_code not in (200, 409):  # 409: loaded by an earlier run
                 response.raise_for_status()
+        client.post(f"/api/v1/campaigns/{DEMO_CAMPAIGNS[0].id}/metrics",
+                    json={"rows": campaign_metrics()}).raise_for_status()
     return f"{len(leads)} demo leads and {len(DEMO_CAMPAIGNS)} demo campaigns in place"
 
 
