@@ -23,7 +23,7 @@ DEMO_CAMPAIGNS = [
     Campaign(id=UUID("00000000-0000-4000-8000-000000000001"), name="Q4 SaaS demand gen", status=CampaignStatus.ACTIVE,
              channels=[Channel.EMAIL, Channel.LINKEDIN], objective="Book demos with mid-market SaaS",
              budget=Decimal("25000.00"), start_date=date(2026, 10, 1), end_date=date(2026, 12, 31),
-             created_at=datetime(2026, 9, 20, tzinfo=UTC)),
+             created_at=datetime(2026, 9, 20, tzinfo=UTC), variants=["A", "B"]),
     Campaign(id=UUID("00000000-0000-4000-8000-000000000002"), name="Fintech webinar series", status=CampaignStatus.ACTIVE,
              channels=[Channel.EMAIL, Channel.WEBINAR], objective="Educate finance leaders",
              budget=Decimal("12000.00"), start_date=date(2026, 11, 1), end_date=None,
@@ -99,8 +99,12 @@ def load_demo_data(api_url: str, dsn: str, api_key: str) -> str:
             response = client.post("/api/v1/leads", json=lead, headers={"Idempotency-Key": lead["external_id"]})
             if response.status_code not in (200, 409):  # 409: loaded by an earlier run
                 response.raise_for_status()
-        client.post(f"/api/v1/campaigns/{DEMO_CAMPAIGNS[0].id}/metrics",
-                    json={"rows": campaign_metrics()}).raise_for_status()
+        campaign = f"/api/v1/campaigns/{DEMO_CAMPAIGNS[0].id}"
+        client.post(f"{campaign}/metrics", json={"rows": campaign_metrics()}).raise_for_status()
+        steps = client.get(f"{campaign}/optimizations")
+        steps.raise_for_status()
+        if not steps.json()["optimizations"]:  # a first step now, so that the allocation has something to show
+            client.post(f"{campaign}/optimize").raise_for_status()
     return f"{len(leads)} demo leads and {len(DEMO_CAMPAIGNS)} demo campaigns in place"
 
 

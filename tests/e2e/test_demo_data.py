@@ -24,10 +24,14 @@ async def test_the_demo_data_gives_every_console_page_something_to_show(api, db,
         "A/email", "B/email", "A/linkedin", "B/linkedin"}
     assert len({d["metric_date"] for d in performance["days"]}) == 14
     arms = await db.fetch("SELECT arm FROM engagement_plans WHERE campaign_id = $1", DEMO_CAMPAIGNS[0].id)
-    assert arms and all(row["arm"] for row in arms)
+    assert arms and {row["arm"].split("/")[0] for row in arms} <= {"A", "B"}
+
+    steps = api.get(f"/api/v1/campaigns/{DEMO_CAMPAIGNS[0].id}/optimizations").json()["optimizations"]
+    assert len(steps) == 1 and steps[0]["status"] in ("applied", "proposed")
 
     held = api.get("/api/v1/review-queues/HumanReview/leads", params={"limit": 200}).json()["items"]
     assert any(item["external_id"] == "demo-c-again" for item in held)
 
     await asyncio.to_thread(load_demo_data, system.url, system.dsn, system.admin_key)  # a restart
     assert await db.fetchval("SELECT count(*) FROM leads WHERE external_id LIKE 'demo-%'") == counted
+    assert len(api.get(f"/api/v1/campaigns/{DEMO_CAMPAIGNS[0].id}/optimizations").json()["optimizations"]) == 1

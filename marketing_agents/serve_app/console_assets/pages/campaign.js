@@ -41,7 +41,7 @@ function sharesOverTime(optimizations) {
 // One line per arm over the days: ``rows`` are the performance's daily rows, ``day`` and ``arm`` read a
 // row's date and arm, ``value`` the figure drawn.
 function perArmOverTime(title, rows, day, arm, value, options) {
-  if (!rows || !rows.length) return null;
+  if (new Set((rows || []).map(day)).size < 2) return null;  // one day is no line: the tables and bars show it
   const byArm = new Map();
   for (const row of rows) {
     const points = byArm.get(arm(row)) || [];
@@ -50,7 +50,8 @@ function perArmOverTime(title, rows, day, arm, value, options) {
   }
   const series = [...byArm.entries()].sort(([a], [b]) => a.localeCompare(b))
     .map(([name, points]) => ({ name, points: points.sort((a, b) => a[0] - b[0]) }));
-  return lineChart(title, series, { xTime: true, yMin: 0, ...options });
+  const highest = Math.max(...series.flatMap((one) => one.points.map(([, y]) => y)));
+  return lineChart(title, series, { xTime: true, yMin: 0, yMax: Math.max(1, highest), ...options });
 }
 
 function clientMetricsView(performance) {
