@@ -30,7 +30,7 @@ test-unit: install
 	$(VENV)/bin/pytest tests/unit $(PYTEST_ARGS)
 
 bench: install ## every benchmark in benchmarks/ (each under 10 minutes); results in benchmarks/results/
-	cd benchmarks && for script in bench_optimizer bench_handoff bench_memory bench_batch bench_graph bench_leads; do \
+	cd benchmarks && for script in bench_optimizer bench_handoff bench_memory bench_batch bench_graph bench_leads bench_console; do \
 		echo "== $$script"; ../$(VENV)/bin/python $$script.py || exit 1; done; \
 		../$(VENV)/bin/python report.py
 

@@ -13,7 +13,7 @@ from common import RESULTS
 
 README = Path(__file__).resolve().parent / "README.md"
 BEGIN, END = "<!-- results:begin -->", "<!-- results:end -->"
-ORDER = ["bench_leads", "bench_batch", "bench_handoff", "bench_graph", "bench_memory", "bench_optimizer"]
+ORDER = ["bench_leads", "bench_batch", "bench_handoff", "bench_graph", "bench_memory", "bench_console", "bench_optimizer"]
 
 
 def _number(value: float) -> str:
