@@ -287,6 +287,27 @@ WS_SUBPROTOCOL = "mas.v1"
 WS_KEY_SUBPROTOCOL_PREFIX = "mas.bearer."
 
 
+class PolicyEntry(BaseModel):
+    """One rule of POLICY as it applies to a role: a client (the console) that matches a request against
+    these in order, first match winning, knows what the API will allow without a copy of the table."""
+
+    methods: list[str] | None = Field(description="The HTTP methods (WEBSOCKET for /ws); null for any.")
+    pattern: str = Field(description="Path segments; {name} matches one, a final ** any number.")
+    allowed: bool
+
+
+class Caller(Principal):
+    """``GET /api/v1/me``: who the calling key is, and the policy as it applies to its role."""
+
+    policy: list[PolicyEntry]
+
+
+def caller(principal: Principal, policy: tuple[Rule, ...] = POLICY) -> Caller:
+    return Caller(**principal.model_dump(), policy=[
+        PolicyEntry(methods=sorted(rule.methods) if rule.methods is not None else None, pattern=rule.pattern,
+                    allowed=principal.role in rule.roles) for rule in policy])
+
+
 def is_public(path: str) -> bool:
     return path in PUBLIC_PATHS or path == CONSOLE or path.startswith(CONSOLE + "/")
 

@@ -63,6 +63,7 @@ from marketing_agents.domain.access import (
     ApiKeyList,
     AuditList,
     AuditRecord,
+    Caller,
     CreatedApiKey,
     KeyCache,
     NewApiKey,
@@ -71,6 +72,7 @@ from marketing_agents.domain.access import (
     VerifiedKey,
     allowed_roles,
     bearer_token,
+    caller,
     could_be_key,
     display_prefix,
     hash_key,
@@ -372,10 +374,10 @@ Limit = Annotated[int, Query(ge=1, le=1000, description="At most this many entri
 def add_key_routes(app: FastAPI, service: AccessService) -> None:
     tags: list[str | Enum] = ["access"]  # FastAPI's type for tags
 
-    @app.get("/api/v1/me", response_model=Principal, responses=ERRORS, tags=tags,
-             summary="The calling key: its id, name and role (what a client such as the console may offer)")
+    @app.get("/api/v1/me", response_model=Caller, responses=ERRORS, tags=tags,
+             summary="The calling key (id, name, role) and the route policy as it applies to that role")
     async def who_am_i(request: Request):
-        return request.state.principal
+        return caller(request.state.principal)
 
     @app.post("/api/v1/keys", status_code=201, response_model=CreatedApiKey, responses=ERRORS, tags=tags,
               summary="Create an API key (admin). The secret is in this answer only: store it now")

@@ -8,13 +8,14 @@ accident."""
 from __future__ import annotations
 
 import re
+import uuid
 from types import SimpleNamespace
 
 import pytest
 from fastapi.routing import APIRoute, APIWebSocketRoute
 from starlette.routing import Mount, Route
 
-from marketing_agents.domain.access import WEBSOCKET, allowed_roles, is_public, routed_path
+from marketing_agents.domain.access import WEBSOCKET, Principal, Role, Rule, allowed_roles, caller, is_public, routed_path
 from marketing_agents.serve_app.gateway import build_api
 from marketing_agents.settings import Settings
 from marketing_agents.stores.connections import StoreConnections
@@ -147,3 +148,17 @@ def test_a_request_no_rule_names_is_refused_to_everyone():
 ])
 def test_the_routed_path_is_the_path_below_the_root_path(path, root_path, routed):
     assert routed_path(path, root_path) == routed
+
+
+@pytest.mark.parametrize("role", sorted(EVERYONE))
+def test_the_policy_a_client_gets_from_me_allows_exactly_what_the_api_allows(role):
+    """The console decides which controls to show from GET /api/v1/me's policy, matching it the way the
+    server matches POLICY (first match wins): for every route, it must come to the server's answer."""
+    me = caller(Principal(key_id=uuid.uuid4(), name="someone", role=Role(role)))
+    for (method, template), expected in EXPECTED.items():
+        if expected == PUBLIC:
+            continue
+        segments = [s for s in concrete(template).split("/") if s]
+        first = next((entry for entry in me.policy if (entry.methods is None or method in entry.methods)
+                      and Rule(None, entry.pattern, frozenset()).matches(method, segments)), None)
+        assert (first is not None and first.allowed) == (role in expected), (role, method, template)
